@@ -1,0 +1,307 @@
+//! The server's writers: each appends one complete line (with its `\n`) to a byte buffer.
+//!
+//! Replies are written straight into the session's output buffer, so a batch of pipelined
+//! requests becomes one `write`. Events that go to other sessions are built once as
+//! [`Bytes`] and shared by every recipient. Field order is fixed here, but the protocol leaves
+//! it free and clients must not rely on it.
+
+use crate::{ByeReason, ErrorCode, LeaveReason, PROTO_VERSION};
+use bytes::Bytes;
+use serde_json::value::RawValue;
+
+/// Appends `s` as a JSON string literal. Plain text (the usual case, and every valid name) is
+/// copied as is; anything needing escapes goes through serde_json.
+pub fn json_str(buf: &mut Vec<u8>, s: &str) {
+    if s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+        buf.push(b'"');
+        buf.extend_from_slice(s.as_bytes());
+        buf.push(b'"');
+    } else {
+        // Writing a str into a Vec cannot fail.
+        serde_json::to_writer(&mut *buf, s).expect("serialize a str into a Vec");
+    }
+}
+
+fn int(buf: &mut Vec<u8>, n: impl itoa::Integer) {
+    buf.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
+}
+
+fn open(buf: &mut Vec<u8>, kind: &str, id: Option<&RawValue>) {
+    buf.extend_from_slice(b"{\"type\":\"");
+    buf.extend_from_slice(kind.as_bytes());
+    buf.push(b'"');
+    if let Some(id) = id {
+        buf.extend_from_slice(b",\"id\":");
+        buf.extend_from_slice(id.get().as_bytes());
+    }
+}
+
+fn close(buf: &mut Vec<u8>) {
+    buf.extend_from_slice(b"}\n");
+}
+
+fn names<'n>(buf: &mut Vec<u8>, names: impl IntoIterator<Item = &'n str>) {
+    buf.push(b'[');
+    for (i, n) in names.into_iter().enumerate() {
+        if i > 0 {
+            buf.push(b',');
+        }
+        json_str(buf, n);
+    }
+    buf.push(b']');
+}
+
+/// `{"type":"ok","id":..}`: the reply to `ping` and `logout`.
+pub fn ok(buf: &mut Vec<u8>, id: Option<&RawValue>) {
+    open(buf, "ok", id);
+    close(buf);
+}
+
+/// The `ok` reply to `login`.
+pub fn ok_login<'n>(
+    buf: &mut Vec<u8>,
+    id: Option<&RawValue>,
+    user: &str,
+    users: impl IntoIterator<Item = &'n str>,
+    server: &str,
+) {
+    open(buf, "ok", id);
+    buf.extend_from_slice(b",\"user\":");
+    json_str(buf, user);
+    buf.extend_from_slice(b",\"users\":");
+    names(buf, users);
+    buf.extend_from_slice(b",\"server\":");
+    json_str(buf, server);
+    buf.extend_from_slice(b",\"proto\":");
+    int(buf, PROTO_VERSION);
+    close(buf);
+}
+
+/// The `ok` reply to `msg`.
+pub fn ok_delivered(buf: &mut Vec<u8>, id: Option<&RawValue>, delivered: usize) {
+    open(buf, "ok", id);
+    buf.extend_from_slice(b",\"delivered\":");
+    int(buf, delivered);
+    close(buf);
+}
+
+/// The `ok` reply to `users`.
+pub fn ok_users<'n>(
+    buf: &mut Vec<u8>,
+    id: Option<&RawValue>,
+    users: impl IntoIterator<Item = &'n str>,
+) {
+    open(buf, "ok", id);
+    buf.extend_from_slice(b",\"users\":");
+    names(buf, users);
+    close(buf);
+}
+
+/// An `error` reply.
+pub fn error(buf: &mut Vec<u8>, id: Option<&RawValue>, code: ErrorCode, message: &str) {
+    open(buf, "error", id);
+    buf.extend_from_slice(b",\"code\":\"");
+    buf.extend_from_slice(code.as_str().as_bytes());
+    buf.extend_from_slice(b"\",\"message\":");
+    json_str(buf, message);
+    close(buf);
+}
+
+/// A delivered message. `body` is the JSON string literal as the sender wrote it.
+pub fn msg_event(from: &str, to: &str, body: &RawValue, ts_ms: u64) -> Bytes {
+    let mut buf = Vec::with_capacity(48 + from.len() + to.len() + body.get().len());
+    open(&mut buf, "msg", None);
+    buf.extend_from_slice(b",\"from\":");
+    json_str(&mut buf, from);
+    buf.extend_from_slice(b",\"to\":");
+    json_str(&mut buf, to);
+    buf.extend_from_slice(b",\"body\":");
+    buf.extend_from_slice(body.get().as_bytes());
+    buf.extend_from_slice(b",\"ts\":");
+    int(&mut buf, ts_ms);
+    close(&mut buf);
+    Bytes::from(buf)
+}
+
+/// `{"type":"join","user":..}`.
+pub fn join_event(user: &str) -> Bytes {
+    let mut buf = Vec::with_capacity(32 + user.len());
+    open(&mut buf, "join", None);
+    buf.extend_from_slice(b",\"user\":");
+    json_str(&mut buf, user);
+    close(&mut buf);
+    Bytes::from(buf)
+}
+
+/// `{"type":"leave","user":..,"reason":..}`.
+pub fn leave_event(user: &str, reason: LeaveReason) -> Bytes {
+    let mut buf = Vec::with_capacity(48 + user.len());
+    open(&mut buf, "leave", None);
+    buf.extend_from_slice(b",\"user\":");
+    json_str(&mut buf, user);
+    buf.extend_from_slice(b",\"reason\":\"");
+    buf.extend_from_slice(reason.as_str().as_bytes());
+    buf.push(b'"');
+    close(&mut buf);
+    Bytes::from(buf)
+}
+
+/// `{"type":"notice","body":..,"ts":..}`: a message from the administrator.
+pub fn notice_event(body: &str, ts_ms: u64) -> Bytes {
+    let mut buf = Vec::with_capacity(40 + body.len());
+    open(&mut buf, "notice", None);
+    buf.extend_from_slice(b",\"body\":");
+    json_str(&mut buf, body);
+    buf.extend_from_slice(b",\"ts\":");
+    int(&mut buf, ts_ms);
+    close(&mut buf);
+    Bytes::from(buf)
+}
+
+/// `{"type":"bye","reason":..}`, with `message` when there is one: the last line sent.
+pub fn bye(buf: &mut Vec<u8>, reason: ByeReason, message: Option<&str>) {
+    open(buf, "bye", None);
+    buf.extend_from_slice(b",\"reason\":\"");
+    buf.extend_from_slice(reason.as_str().as_bytes());
+    buf.push(b'"');
+    if let Some(m) = message {
+        buf.extend_from_slice(b",\"message\":");
+        json_str(buf, m);
+    }
+    close(buf);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::message::{Id, OkReply, ServerMessage};
+
+    fn raw(s: &str) -> Box<RawValue> {
+        RawValue::from_string(s.to_owned()).unwrap()
+    }
+
+    fn one(buf: &[u8]) -> ServerMessage {
+        let s = std::str::from_utf8(buf).unwrap();
+        assert!(s.ends_with('\n') && s.matches('\n').count() == 1, "{s:?}");
+        serde_json::from_str(s).unwrap()
+    }
+
+    #[test]
+    fn replies_parse_back_into_the_client_types() {
+        let id = raw("7");
+        let mut b = Vec::new();
+        ok(&mut b, Some(&id));
+        assert_eq!(b, b"{\"type\":\"ok\",\"id\":7}\n");
+        assert_eq!(
+            one(&b),
+            ServerMessage::Ok(OkReply {
+                id: Some(Id::Int(7)),
+                ..OkReply::default()
+            })
+        );
+
+        let mut b = Vec::new();
+        ok_login(
+            &mut b,
+            Some(&raw("\"a\"")),
+            "Al",
+            ["Al", "bo"],
+            "chatd/0.1.0",
+        );
+        assert_eq!(
+            std::str::from_utf8(&b).unwrap(),
+            "{\"type\":\"ok\",\"id\":\"a\",\"user\":\"Al\",\"users\":[\"Al\",\"bo\"],\"server\":\"chatd/0.1.0\",\"proto\":1}\n"
+        );
+        let ServerMessage::Ok(r) = one(&b) else {
+            panic!()
+        };
+        assert_eq!(r.users.unwrap(), ["Al", "bo"]);
+        assert_eq!(r.proto, Some(1));
+
+        let mut b = Vec::new();
+        ok_delivered(&mut b, None, 3);
+        assert_eq!(b, b"{\"type\":\"ok\",\"delivered\":3}\n");
+
+        let mut b = Vec::new();
+        ok_users(&mut b, None, []);
+        assert_eq!(b, b"{\"type\":\"ok\",\"users\":[]}\n");
+    }
+
+    #[test]
+    fn errors_escape_their_message() {
+        let mut b = Vec::new();
+        error(
+            &mut b,
+            Some(&raw("1")),
+            ErrorCode::UnknownUser,
+            "\"x\" is\nnot here",
+        );
+        let ServerMessage::Error(e) = one(&b) else {
+            panic!()
+        };
+        assert_eq!(e.code, ErrorCode::UnknownUser);
+        assert_eq!(e.message, "\"x\" is\nnot here");
+        assert_eq!(e.id, Some(Id::Int(1)));
+    }
+
+    #[test]
+    fn events_parse_back() {
+        let body = raw(r#""h\u00e9 \"q\"""#);
+        let m = msg_event("a", "*", &body, 1763856000123);
+        let ServerMessage::Msg(ev) = one(&m) else {
+            panic!()
+        };
+        assert_eq!(
+            (ev.from.as_str(), ev.to.as_str(), ev.body.as_str()),
+            ("a", "*", "hé \"q\"")
+        );
+        assert_eq!(ev.ts, 1763856000123);
+        // the body travels exactly as sent
+        assert!(
+            std::str::from_utf8(&m)
+                .unwrap()
+                .contains(r#""h\u00e9 \"q\"""#)
+        );
+
+        assert_eq!(
+            one(&join_event("bob")),
+            ServerMessage::Join { user: "bob".into() }
+        );
+        assert_eq!(
+            one(&leave_event("bob", LeaveReason::SlowConsumer)),
+            ServerMessage::Leave {
+                user: "bob".into(),
+                reason: LeaveReason::SlowConsumer
+            }
+        );
+        assert_eq!(
+            one(&notice_event("tab\there", 5)),
+            ServerMessage::Notice {
+                body: "tab\there".into(),
+                ts: 5
+            }
+        );
+        let mut b = Vec::new();
+        bye(&mut b, ByeReason::Kicked, Some("spam"));
+        assert_eq!(
+            b,
+            b"{\"type\":\"bye\",\"reason\":\"kicked\",\"message\":\"spam\"}\n"
+        );
+        let mut b = Vec::new();
+        bye(&mut b, ByeReason::Logout, None);
+        assert_eq!(
+            one(&b),
+            ServerMessage::Bye {
+                reason: ByeReason::Logout,
+                message: None
+            }
+        );
+    }
+
+    #[test]
+    fn control_characters_are_escaped() {
+        let mut b = Vec::new();
+        json_str(&mut b, "a\u{1}b\\");
+        assert_eq!(b, br#""a\u0001b\\""#);
+    }
+}

@@ -1,0 +1,195 @@
+//! User names: 1 to 32 characters from `A-Z a-z 0-9 _ - .`, not starting with `-` or `.`.
+//!
+//! A [`Name`] is checked once, when it is built, and keeps the spelling the user chose.
+//! Uniqueness and lookups ignore ASCII case; [`NameKey`] is that case-folded form, a fixed
+//! 33-byte value so a lookup of a `to` field never allocates.
+
+use serde::{Deserialize, Deserializer, Serialize};
+use std::fmt;
+use std::sync::Arc;
+
+/// Longest allowed name, in bytes (every allowed character is one byte).
+pub const MAX_NAME_LEN: usize = 32;
+
+/// Why a string is not a valid user name.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum NameError {
+    #[error("name is empty; a name has 1 to {MAX_NAME_LEN} characters")]
+    Empty,
+    #[error("name is {len} characters long; the limit is {MAX_NAME_LEN}")]
+    TooLong { len: usize },
+    #[error("name contains {ch:?}; allowed are A-Z a-z 0-9 _ - .")]
+    BadChar { ch: char },
+    #[error("name starts with {ch:?}; a name may not start with - or .")]
+    BadStart { ch: char },
+    #[error("`*` means everyone and is not a name")]
+    Star,
+}
+
+/// Checks `s` against the naming rules.
+pub fn validate(s: &str) -> Result<(), NameError> {
+    if s.is_empty() {
+        return Err(NameError::Empty);
+    }
+    if s == "*" {
+        return Err(NameError::Star);
+    }
+    if let Some(ch) = s.chars().find(|c| !is_name_char(*c)) {
+        return Err(NameError::BadChar { ch });
+    }
+    // Only ASCII is left, so the byte length is the character count.
+    if s.len() > MAX_NAME_LEN {
+        return Err(NameError::TooLong { len: s.len() });
+    }
+    let first = s.as_bytes()[0] as char;
+    if first == '-' || first == '.' {
+        return Err(NameError::BadStart { ch: first });
+    }
+    Ok(())
+}
+
+fn is_name_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.')
+}
+
+/// A valid user name, in the spelling its owner chose. Cloning is a reference-count bump.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Name(Arc<str>);
+
+impl Name {
+    /// Builds a name, or says which rule `s` breaks.
+    pub fn new(s: &str) -> Result<Name, NameError> {
+        validate(s)?;
+        Ok(Name(Arc::from(s)))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The case-folded key under which this name is unique.
+    pub fn key(&self) -> NameKey {
+        // A valid name always fits a key.
+        NameKey::new(&self.0).expect("a valid name fits a NameKey")
+    }
+}
+
+impl fmt::Display for Name {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Debug for Name {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&*self.0, f)
+    }
+}
+
+impl AsRef<str> for Name {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl Serialize for Name {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for Name {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        Name::new(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+/// A name folded to ASCII lower case: the identity of a user for uniqueness and lookup.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct NameKey {
+    len: u8,
+    bytes: [u8; MAX_NAME_LEN],
+}
+
+impl NameKey {
+    /// The key of `s` if `s` is a valid name, `None` otherwise.
+    pub fn new(s: &str) -> Option<NameKey> {
+        validate(s).ok()?;
+        let mut bytes = [0u8; MAX_NAME_LEN];
+        for (dst, src) in bytes.iter_mut().zip(s.bytes()) {
+            *dst = src.to_ascii_lowercase();
+        }
+        Some(NameKey {
+            len: s.len() as u8,
+            bytes,
+        })
+    }
+
+    pub fn as_str(&self) -> &str {
+        // Built only from validated ASCII.
+        std::str::from_utf8(&self.bytes[..self.len as usize]).expect("keys are ASCII")
+    }
+}
+
+impl fmt::Debug for NameKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accepts_every_allowed_character_and_both_lengths() {
+        for ok in [
+            "a",
+            "A",
+            "0",
+            "_",
+            "_x",
+            "a-b",
+            "a.b",
+            "Bob_1.2-3",
+            &"x".repeat(32),
+        ] {
+            assert_eq!(validate(ok), Ok(()), "{ok}");
+        }
+    }
+
+    #[test]
+    fn rejects_each_rule_with_its_own_error() {
+        assert_eq!(validate(""), Err(NameError::Empty));
+        assert_eq!(
+            validate(&"x".repeat(33)),
+            Err(NameError::TooLong { len: 33 })
+        );
+        assert_eq!(validate("a b"), Err(NameError::BadChar { ch: ' ' }));
+        assert_eq!(validate("é"), Err(NameError::BadChar { ch: 'é' }));
+        assert_eq!(validate("a\u{0}"), Err(NameError::BadChar { ch: '\0' }));
+        assert_eq!(validate("-a"), Err(NameError::BadStart { ch: '-' }));
+        assert_eq!(validate(".a"), Err(NameError::BadStart { ch: '.' }));
+        assert_eq!(validate("*"), Err(NameError::Star));
+    }
+
+    #[test]
+    fn keys_ignore_ascii_case_and_names_keep_spelling() {
+        let a = Name::new("Bob").unwrap();
+        let b = Name::new("bOB").unwrap();
+        assert_eq!(a.key(), b.key());
+        assert_eq!(a.key().as_str(), "bob");
+        assert_eq!(a.as_str(), "Bob");
+        assert_ne!(a, b);
+        assert_eq!(NameKey::new("x y"), None);
+    }
+
+    #[test]
+    fn deserialize_checks_the_rules() {
+        let n: Name = serde_json::from_str("\"alice\"").unwrap();
+        assert_eq!(n.as_str(), "alice");
+        assert!(serde_json::from_str::<Name>("\"-x\"").is_err());
+    }
+}

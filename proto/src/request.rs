@@ -1,0 +1,411 @@
+//! The server's parser for one request line.
+//!
+//! One serde pass over the line borrows every known field as raw JSON, so nothing is copied or
+//! unescaped unless it has to be. Checks then run field by field, and because `id` was taken
+//! raw in that same pass, every error after the JSON itself parsed can echo the client's `id`
+//! byte for byte. `body` stays the JSON string it arrived as: it is validated here once and
+//! relayed as is, never unescaped and escaped again.
+
+use crate::ErrorCode;
+use crate::name::{self, NameError};
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use std::borrow::Cow;
+
+/// A parsed request line.
+#[derive(Debug)]
+pub struct Parsed<'a> {
+    /// The client's `id`, raw (a JSON string or integer), to be echoed in the reply.
+    pub id: Option<&'a RawValue>,
+    pub request: Request<'a>,
+}
+
+/// The five requests of protocol version 1, with borrowed fields.
+#[derive(Debug)]
+pub enum Request<'a> {
+    Login {
+        /// A valid name, as the user spelled it.
+        name: Cow<'a, str>,
+        password: Option<Cow<'a, str>>,
+    },
+    Msg {
+        to: Target<'a>,
+        /// A JSON string literal, quotes included, checked to be valid.
+        body: &'a RawValue,
+        from: Option<Cow<'a, str>>,
+    },
+    Users,
+    Logout,
+    Ping,
+}
+
+/// Where a `msg` goes.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Target<'a> {
+    /// `*`: everyone logged in except the sender.
+    All,
+    /// One user, by a name that passed the naming rules.
+    User(Cow<'a, str>),
+}
+
+/// Why a line got an `error` reply instead of being served.
+#[derive(Debug)]
+pub struct RequestError<'a> {
+    /// The request's `id`, when the line was JSON enough to have one.
+    pub id: Option<&'a RawValue>,
+    pub code: ErrorCode,
+    pub message: Cow<'static, str>,
+}
+
+impl<'a> RequestError<'a> {
+    fn bad(id: Option<&'a RawValue>, message: impl Into<Cow<'static, str>>) -> Self {
+        RequestError {
+            id,
+            code: ErrorCode::BadRequest,
+            message: message.into(),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct Envelope<'a> {
+    #[serde(borrow, rename = "type")]
+    kind: Option<&'a RawValue>,
+    #[serde(borrow)]
+    id: Option<&'a RawValue>,
+    #[serde(borrow)]
+    from: Option<&'a RawValue>,
+    #[serde(borrow)]
+    to: Option<&'a RawValue>,
+    #[serde(borrow)]
+    body: Option<&'a RawValue>,
+    #[serde(borrow)]
+    password: Option<&'a RawValue>,
+}
+
+/// Parses one framed line. `Ok(None)` for a blank line, which gets no reply.
+pub fn parse(line: &[u8]) -> Result<Option<Parsed<'_>>, RequestError<'_>> {
+    let Ok(text) = std::str::from_utf8(line) else {
+        return Err(RequestError::bad(None, "line is not valid UTF-8"));
+    };
+    let trimmed = text.trim_ascii();
+    if trimmed.is_empty() {
+        return Ok(None);
+    }
+    // serde would also build a struct from a JSON array; the protocol wants an object.
+    if !trimmed.starts_with('{') {
+        return Err(RequestError::bad(None, "request must be a JSON object"));
+    }
+    let env: Envelope<'_> = match serde_json::from_str(trimmed) {
+        Ok(env) => env,
+        Err(e) => return Err(RequestError::bad(None, format!("invalid JSON: {e}"))),
+    };
+    let id = match env.id.filter(|raw| !is_null(raw)) {
+        Some(raw) if valid_id(raw) => Some(raw),
+        Some(_) => {
+            return Err(RequestError::bad(
+                None,
+                "`id` must be a string or an integer",
+            ));
+        }
+        None => None,
+    };
+    let bad = |m: &'static str| RequestError::bad(id, m);
+    let kind = match env.kind.filter(|raw| !is_null(raw)) {
+        None => return Err(bad("missing field `type`")),
+        Some(raw) => str_field(raw).ok_or_else(|| bad("`type` must be a string"))?,
+    };
+    let request = match &*kind {
+        "login" => {
+            let name = required_str(env.from, "from", id)?;
+            if let Err(e) = name::validate(&name) {
+                return Err(invalid_name(id, e));
+            }
+            let password = optional_str(env.password, "password", id)?;
+            Request::Login { name, password }
+        }
+        "msg" => {
+            let to = required_str(env.to, "to", id)?;
+            let to = if to == "*" {
+                Target::All
+            } else {
+                name::validate(&to).map_err(|e| invalid_name(id, e))?;
+                Target::User(to)
+            };
+            let body = match env.body.filter(|raw| !is_null(raw)) {
+                None => return Err(bad("missing field `body`")),
+                Some(raw) if str_field(raw).is_some() => raw,
+                Some(_) => return Err(bad("`body` must be a string")),
+            };
+            let from = optional_str(env.from, "from", id)?;
+            Request::Msg { to, body, from }
+        }
+        "users" => Request::Users,
+        "logout" => Request::Logout,
+        "ping" => Request::Ping,
+        other => {
+            return Err(RequestError::bad(
+                id,
+                format!("unknown request type {:?}", truncate(other, 64)),
+            ));
+        }
+    };
+    Ok(Some(Parsed { id, request }))
+}
+
+fn invalid_name(id: Option<&RawValue>, e: NameError) -> RequestError<'_> {
+    RequestError {
+        id,
+        code: ErrorCode::InvalidName,
+        message: e.to_string().into(),
+    }
+}
+
+fn is_null(raw: &RawValue) -> bool {
+    raw.get() == "null"
+}
+
+/// An id is a JSON string or an integer that fits in 64 bits.
+fn valid_id(raw: &RawValue) -> bool {
+    let s = raw.get();
+    if s.starts_with('"') {
+        return str_field(raw).is_some();
+    }
+    s.parse::<i64>().is_ok() || s.parse::<u64>().is_ok()
+}
+
+/// The value of a JSON string, borrowed when it has no escapes. `None` if not a string, or if
+/// its escapes are invalid (a lone surrogate, say).
+fn str_field(raw: &RawValue) -> Option<Cow<'_, str>> {
+    let s = raw.get();
+    let inner = s.strip_prefix('"')?.strip_suffix('"')?;
+    if !inner.contains('\\') {
+        return Some(Cow::Borrowed(inner));
+    }
+    serde_json::from_str::<String>(s).ok().map(Cow::Owned)
+}
+
+fn required_str<'a>(
+    raw: Option<&'a RawValue>,
+    field: &'static str,
+    id: Option<&'a RawValue>,
+) -> Result<Cow<'a, str>, RequestError<'a>> {
+    match optional_str(raw, field, id)? {
+        Some(s) => Ok(s),
+        None => Err(RequestError::bad(id, format!("missing field `{field}`"))),
+    }
+}
+
+fn optional_str<'a>(
+    raw: Option<&'a RawValue>,
+    field: &'static str,
+    id: Option<&'a RawValue>,
+) -> Result<Option<Cow<'a, str>>, RequestError<'a>> {
+    match raw.filter(|r| !is_null(r)) {
+        None => Ok(None),
+        Some(r) => match str_field(r) {
+            Some(s) => Ok(Some(s)),
+            None => Err(RequestError::bad(id, format!("`{field}` must be a string"))),
+        },
+    }
+}
+
+fn truncate(s: &str, max: usize) -> &str {
+    match s.char_indices().nth(max) {
+        Some((i, _)) => &s[..i],
+        None => s,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ok(line: &str) -> Parsed<'_> {
+        parse(line.as_bytes()).unwrap().unwrap()
+    }
+
+    fn err(line: &str) -> (Option<String>, ErrorCode, String) {
+        let e = parse(line.as_bytes()).unwrap_err();
+        (
+            e.id.map(|r| r.get().to_owned()),
+            e.code,
+            e.message.into_owned(),
+        )
+    }
+
+    #[test]
+    fn every_request_type_parses() {
+        let p = ok(r#"{"type":"login","from":"Alice","id":1}"#);
+        assert_eq!(p.id.unwrap().get(), "1");
+        assert!(
+            matches!(p.request, Request::Login { ref name, password: None } if name == "Alice")
+        );
+        let p = ok(r#"{"type":"login","from":"a","password":"pw"}"#);
+        assert!(matches!(p.request, Request::Login { password: Some(ref pw), .. } if pw == "pw"));
+        let p = ok(r#"{"type":"msg","to":"bob","body":"hi \"there\"","id":"x"}"#);
+        assert_eq!(p.id.unwrap().get(), "\"x\"");
+        match p.request {
+            Request::Msg { to, body, from } => {
+                assert_eq!(to, Target::User("bob".into()));
+                assert_eq!(body.get(), r#""hi \"there\"""#);
+                assert_eq!(from, None);
+            }
+            other => panic!("{other:?}"),
+        }
+        let p = ok(r#"{"type":"msg","to":"*","body":"","from":"me"}"#);
+        assert!(matches!(
+            p.request,
+            Request::Msg {
+                to: Target::All,
+                from: Some(_),
+                ..
+            }
+        ));
+        assert!(matches!(ok(r#"{"type":"users"}"#).request, Request::Users));
+        assert!(matches!(
+            ok(r#"{"type":"logout"}"#).request,
+            Request::Logout
+        ));
+        assert!(matches!(ok(r#" {"type":"ping"} "#).request, Request::Ping));
+    }
+
+    #[test]
+    fn unknown_fields_are_ignored_and_null_is_absent() {
+        let p = ok(r#"{"type":"ping","extra":[1,{"a":2}],"id":null,"v":2}"#);
+        assert!(p.id.is_none());
+        assert!(matches!(p.request, Request::Ping));
+    }
+
+    #[test]
+    fn blank_lines_are_not_requests() {
+        assert!(parse(b"").unwrap().is_none());
+        assert!(parse(b" \t ").unwrap().is_none());
+    }
+
+    #[test]
+    fn malformed_lines_are_bad_requests_with_the_id_when_there_is_one() {
+        let cases: &[(&str, Option<&str>, &str)] = &[
+            ("not json", None, "request must be a JSON object"),
+            ("[1,2]", None, "request must be a JSON object"),
+            ("\"login\"", None, "request must be a JSON object"),
+            ("{\"type\":", None, "invalid JSON"),
+            (r#"{"id":5}"#, Some("5"), "missing field `type`"),
+            (r#"{"type":7,"id":5}"#, Some("5"), "`type` must be a string"),
+            (
+                r#"{"type":"dance","id":"a"}"#,
+                Some("\"a\""),
+                "unknown request type \"dance\"",
+            ),
+            (
+                r#"{"type":"login","id":1}"#,
+                Some("1"),
+                "missing field `from`",
+            ),
+            (
+                r#"{"type":"login","from":3,"id":1}"#,
+                Some("1"),
+                "`from` must be a string",
+            ),
+            (
+                r#"{"type":"login","from":"a","password":1}"#,
+                None,
+                "`password` must be a string",
+            ),
+            (
+                r#"{"type":"msg","body":"x","id":2}"#,
+                Some("2"),
+                "missing field `to`",
+            ),
+            (
+                r#"{"type":"msg","to":"b","id":2}"#,
+                Some("2"),
+                "missing field `body`",
+            ),
+            (
+                r#"{"type":"msg","to":"b","body":5,"id":2}"#,
+                Some("2"),
+                "`body` must be a string",
+            ),
+            (
+                r#"{"type":"msg","to":["b"],"body":"x"}"#,
+                None,
+                "`to` must be a string",
+            ),
+            (
+                r#"{"type":"msg","to":"b","body":"x","from":{}}"#,
+                None,
+                "`from` must be a string",
+            ),
+            (
+                r#"{"type":"ping","id":1.5}"#,
+                None,
+                "`id` must be a string or an integer",
+            ),
+            (
+                r#"{"type":"ping","id":[1]}"#,
+                None,
+                "`id` must be a string or an integer",
+            ),
+            (
+                r#"{"type":"ping","type":"ping"}"#,
+                None,
+                "invalid JSON: duplicate field",
+            ),
+        ];
+        for (line, id, msg) in cases {
+            let (got_id, code, got_msg) = err(line);
+            assert_eq!(code, ErrorCode::BadRequest, "{line}");
+            assert_eq!(got_id.as_deref(), *id, "{line}");
+            assert!(got_msg.starts_with(msg), "{line}: {got_msg}");
+        }
+    }
+
+    #[test]
+    fn invalid_utf8_is_a_bad_request() {
+        let e = parse(b"{\"type\":\"ping\",\"x\":\"\xff\"}").unwrap_err();
+        assert_eq!(e.code, ErrorCode::BadRequest);
+        assert_eq!(e.message, "line is not valid UTF-8");
+    }
+
+    #[test]
+    fn a_body_with_a_lone_surrogate_is_refused() {
+        let (_, code, msg) = err(r#"{"type":"msg","to":"b","body":"\ud800"}"#);
+        assert_eq!(code, ErrorCode::BadRequest);
+        assert_eq!(msg, "`body` must be a string");
+    }
+
+    #[test]
+    fn escaped_strings_are_decoded_where_their_value_matters() {
+        let p = ok(r#"{"type":"l\u006fgin","from":"\u0061"}"#);
+        assert!(matches!(p.request, Request::Login { ref name, .. } if name == "a"));
+        let p = ok(r#"{"type":"msg","to":"b","body":"\u00e9\n"}"#);
+        assert!(matches!(p.request, Request::Msg { body, .. } if body.get() == r#""\u00e9\n""#));
+    }
+
+    #[test]
+    fn names_are_checked() {
+        let (id, code, msg) = err(r#"{"type":"login","from":"-x","id":9}"#);
+        assert_eq!((id.as_deref(), code), (Some("9"), ErrorCode::InvalidName));
+        assert_eq!(
+            msg,
+            "name starts with '-'; a name may not start with - or ."
+        );
+        let (_, code, _) = err(r#"{"type":"login","from":"*"}"#);
+        assert_eq!(code, ErrorCode::InvalidName);
+        let (_, code, _) = err(r#"{"type":"msg","to":"a b","body":"x"}"#);
+        assert_eq!(code, ErrorCode::InvalidName);
+        let (_, code, _) = err(r#"{"type":"msg","to":"","body":"x"}"#);
+        assert_eq!(code, ErrorCode::InvalidName);
+    }
+
+    #[test]
+    fn large_integer_and_string_ids_are_kept_raw() {
+        let p = ok(r#"{"type":"ping","id":18446744073709551615}"#);
+        assert_eq!(p.id.unwrap().get(), "18446744073709551615");
+        let p = ok(r#"{"type":"ping","id":-3}"#);
+        assert_eq!(p.id.unwrap().get(), "-3");
+        let p = ok(r#"{"type":"ping","id":"\u0041"}"#);
+        assert_eq!(p.id.unwrap().get(), r#""\u0041""#);
+    }
+}
