@@ -420,6 +420,9 @@ impl Core {
     fn error(&mut self, id: Option<&RawValue>, code: ErrorCode, message: &str) {
         info!(peer = %self.peer, user = self.user(), %code, "error reply");
         self.registry().stats().error(code);
+        self.registry()
+            .events()
+            .error(self.peer, self.name.as_ref(), code);
         encode::error(&mut self.out, id, code, message);
     }
 
