@@ -8,8 +8,8 @@
 use serde_json::Value;
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::path::PathBuf;
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -44,6 +44,20 @@ pub struct Chatd {
     addrs: Vec<SocketAddr>,
     log: Arc<Mutex<Vec<String>>>,
     log_rx: Mutex<mpsc::Receiver<String>>,
+    /// The admin socket it serves.
+    admin_socket: PathBuf,
+    /// Holds the admin socket when the test did not choose a path: every daemon gets its own,
+    /// so tests running in parallel never meet on the default path. Dropped after the child.
+    _admin_dir: Option<tempfile::TempDir>,
+}
+
+/// A fresh directory under /tmp for Unix sockets: their paths are limited to 108 bytes, which
+/// a path under `target/` can exceed.
+pub fn socket_dir() -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix("chatd-e2e-")
+        .tempdir_in("/tmp")
+        .expect("create a temp dir under /tmp")
 }
 
 impl Chatd {
@@ -54,13 +68,24 @@ impl Chatd {
     }
 
     /// Like [`Chatd::start`], with a hook to adjust the command (environment, say).
+    ///
+    /// Unless `args` has `--admin-socket`, the daemon's admin socket goes in a temp dir of its
+    /// own (through `CHATD_ADMIN_SOCKET`, which `adjust` may still override).
     pub fn start_with(args: &[&str], adjust: impl FnOnce(&mut Command)) -> Chatd {
         let mut cmd = Command::new(bin("chatd"));
         if !args.contains(&"--listen") {
             cmd.args(["--listen", "127.0.0.1:0"]);
         }
+        let (admin_socket, admin_dir) = match args.iter().position(|a| *a == "--admin-socket") {
+            Some(i) => (PathBuf::from(args[i + 1]), None),
+            None => {
+                let dir = socket_dir();
+                (dir.path().join("admin.sock"), Some(dir))
+            }
+        };
         cmd.args(args)
             .env("RUST_LOG", "info")
+            .env("CHATD_ADMIN_SOCKET", &admin_socket)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
@@ -81,6 +106,8 @@ impl Chatd {
             addrs: Vec::new(),
             log,
             log_rx: Mutex::new(rx),
+            admin_socket,
+            _admin_dir: admin_dir,
         };
         let expected = args.iter().filter(|a| **a == "--listen").count().max(1);
         while d.addrs.len() < expected {
@@ -105,6 +132,16 @@ impl Chatd {
 
     pub fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// The admin socket this daemon serves.
+    pub fn admin_socket(&self) -> &Path {
+        &self.admin_socket
+    }
+
+    /// Runs the real `chatctl` against this daemon's admin socket.
+    pub fn chatctl(&self, args: &[&str]) -> Run {
+        chatctl_at(&self.admin_socket, args)
     }
 
     /// Every stderr line so far.
@@ -150,6 +187,42 @@ impl Drop for Chatd {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// What a finished command printed, and how it exited.
+#[derive(Debug)]
+pub struct Run {
+    /// The exit code (-1 if a signal ended it).
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl From<Output> for Run {
+    fn from(out: Output) -> Run {
+        Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+}
+
+/// Runs `chatctl --socket SOCKET ARGS...` to completion (it answers within its own 5 s).
+pub fn chatctl_at(socket: &Path, args: &[&str]) -> Run {
+    chatctl_with(socket, args, |_| {})
+}
+
+/// Like [`chatctl_at`], with a hook to adjust the command (another uid, say).
+pub fn chatctl_with(socket: &Path, args: &[&str], adjust: impl FnOnce(&mut Command)) -> Run {
+    let mut cmd = Command::new(bin("chatctl"));
+    cmd.arg("--socket")
+        .arg(socket)
+        .args(args)
+        .env_remove("CHATD_ADMIN_SOCKET")
+        .stdin(Stdio::null());
+    adjust(&mut cmd);
+    cmd.output().expect("run chatctl").into()
 }
 
 /// Waits for `child` to exit, failing the test past the deadline.
