@@ -92,10 +92,16 @@ impl Conn {
     pub fn request(&mut self, req: &Request) -> Result<Response, CtlError> {
         let mut line = serde_json::to_vec(req).expect("admin requests always serialize");
         line.push(b'\n');
-        self.reader
-            .get_mut()
-            .write_all(&line)
-            .map_err(|e| unreachable(&self.path, &e))?;
+        if let Err(e) = self.reader.get_mut().write_all(&line) {
+            // The daemon may have answered (a refusal, say) and closed before reading us:
+            // its answer says more than our failed write.
+            return match self.next_line() {
+                Ok(Some(Response::Error { code, message })) => {
+                    Err(CtlError::Refused { code, message })
+                }
+                _ => Err(unreachable(&self.path, &e)),
+            };
+        }
         self.next()
     }
 

@@ -24,6 +24,9 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, error, info, warn};
 
+/// How long a refused peer gets to close its side before we close ours.
+const LINGER: Duration = Duration::from_secs(1);
+
 /// What every admin connection shares.
 #[derive(Debug)]
 struct Ctx {
@@ -80,7 +83,12 @@ async fn connection(mut stream: UnixStream, ctx: Arc<Ctx>, stop: CancellationTok
     if !ctx.policy.allows(&peer) {
         let message = ctx.policy.refusal(&peer);
         warn!(uid = peer.uid, gid = peer.gid, pid = ?peer.pid, "admin connection refused: {message}");
-        let _ = send(&mut stream, &error(AdminError::Forbidden, message)).await;
+        if send(&mut stream, &error(AdminError::Forbidden, message))
+            .await
+            .is_ok()
+        {
+            linger(stream).await;
+        }
         return;
     }
     debug!(uid = peer.uid, pid = ?peer.pid, "admin connection");
@@ -122,6 +130,18 @@ async fn connection(mut stream: UnixStream, ctx: Arc<Ctx>, stop: CancellationTok
             }
         }
     }
+}
+
+/// After a final answer: closes our side, then discards what the peer still sends until it
+/// closes (or a second passes). Closing with its request unread would make the peer's write
+/// fail or its read see a reset before it reads why it was turned away.
+async fn linger(mut stream: UnixStream) {
+    let _ = stream.shutdown().await;
+    let _ = tokio::time::timeout(LINGER, async {
+        let mut sink = [0u8; 1024];
+        while let Ok(1..) = stream.read(&mut sink).await {}
+    })
+    .await;
 }
 
 fn error(code: AdminError, message: impl Into<String>) -> Response {
