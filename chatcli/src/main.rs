@@ -47,7 +47,11 @@ fn run(cli: Cli) -> anyhow::Result<u8> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    rt.block_on(scripted(cli))
+    let result = rt.block_on(scripted(cli));
+    // tokio's stdin reads on a blocking thread that may sit in read(2) forever (a sender whose
+    // pipe is still open when the server goes away); waiting for it would hang the exit.
+    rt.shutdown_background();
+    result
 }
 
 /// The sender and the listener: log in once, do the job, log out.

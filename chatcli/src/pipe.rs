@@ -237,10 +237,18 @@ impl Sender<'_> {
             .min();
         match first {
             Some(line) => f.with_note(format!(
-                "{} messages were accepted; line {line} and the lines after it were not",
-                self.accepted
+                "{} accepted; line {line} and the lines after it were not",
+                messages(self.accepted)
             )),
-            None => f.with_note(format!("{} messages were accepted", self.accepted)),
+            None => f.with_note(format!("{} accepted", messages(self.accepted))),
         }
+    }
+}
+
+fn messages(n: u64) -> String {
+    if n == 1 {
+        "1 message".to_owned()
+    } else {
+        format!("{n} messages")
     }
 }

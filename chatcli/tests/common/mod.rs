@@ -112,3 +112,19 @@ pub fn rt() -> tokio::runtime::Runtime {
 
 /// The deadline every wait in these tests uses.
 pub const WAIT: std::time::Duration = DEADLINE;
+
+/// Waits for `child` whose stdout is taken elsewhere; collects stderr.
+pub fn finish_stderr(mut child: Child) -> Output {
+    let mut err = child.stderr.take().expect("stderr");
+    let t_err = std::thread::spawn(move || {
+        let mut s = String::new();
+        err.read_to_string(&mut s).expect("read stderr");
+        s
+    });
+    let status = e2e::wait_child(&mut child);
+    Output {
+        status,
+        stdout: String::new(),
+        stderr: t_err.join().expect("stderr reader"),
+    }
+}
