@@ -144,7 +144,9 @@ fn edit_loop(
         };
         let out = match got {
             Ok(line) => {
-                if keep && !line.trim().is_empty() {
+                // Leaving is not worth recalling: Up after a restart should bring back the
+                // last thing said, not /quit.
+                if keep && !line.trim().is_empty() && line.trim() != "/quit" {
                     remember(&mut editor, history.as_ref(), &line);
                 }
                 FromEditor::Line(line)
