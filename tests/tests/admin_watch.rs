@@ -110,3 +110,62 @@ async fn watch_ends_with_exit_3_when_chatd_stops() {
     );
     assert!(d.wait_exit().success());
 }
+
+#[tokio::test]
+async fn a_slow_consumer_shows_a_full_queue_in_users_then_its_cut_off_in_watch() {
+    let d = Chatd::start(&[
+        "--queue-len",
+        "4",
+        "--rate",
+        "0",
+        "--slow-consumer-grace",
+        "3s",
+    ]);
+    let w = d.watch(&["--json"]);
+    let mut alice = Client::login(d.addr(), "alice").await;
+    // bob never reads: once the kernel's buffers and his session's output buffer are full,
+    // his queue fills and alice is told `recipient_busy`.
+    let _bob = Client::login(d.addr(), "bob").await;
+    alice.recv().await; // join bob
+    let body = "x".repeat(60_000);
+    let mut sent = 0;
+    // A full queue can drain again while the kernel grows bob's socket buffers, so keep
+    // filling until `users` catches it full.
+    let users = loop {
+        let reply = loop {
+            alice
+                .send(&format!(r#"{{"type":"msg","to":"bob","body":"{body}"}}"#))
+                .await;
+            sent += 1;
+            assert!(sent < 10_000, "bob's queue never filled");
+            let reply = alice.recv().await;
+            if reply["type"] == "error" {
+                break reply;
+            }
+        };
+        assert_eq!(reply["code"], "recipient_busy");
+        let run = d.chatctl(&["users", "--json"]);
+        let users: Value = serde_json::from_str(&run.stdout).unwrap();
+        if users[1]["queue"] == 4 {
+            break users;
+        }
+    };
+    assert_eq!(users[1]["user"], "bob");
+    assert_eq!(users[1]["queue_max"], 4);
+    let table = d.chatctl(&["users"]).stdout;
+    assert!(
+        table
+            .lines()
+            .any(|l| l.starts_with("bob ") && l.ends_with(" 4/4")),
+        "{table}"
+    );
+
+    let logout = loop {
+        let v: Value = serde_json::from_str(&w.next_line()).unwrap();
+        if v["event"] == "logout" {
+            break v;
+        }
+    };
+    assert_eq!(logout["user"], "bob");
+    assert_eq!(logout["reason"], "slow_consumer");
+}

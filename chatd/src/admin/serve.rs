@@ -82,7 +82,8 @@ async fn connection(mut stream: UnixStream, ctx: Arc<Ctx>, stop: CancellationTok
     };
     if !ctx.policy.allows(&peer) {
         let message = ctx.policy.refusal(&peer);
-        warn!(uid = peer.uid, gid = peer.gid, pid = ?peer.pid, "admin connection refused: {message}");
+        let pid = peer.pid.map_or_else(|| "?".to_owned(), |p| p.to_string());
+        warn!(uid = peer.uid, gid = peer.gid, %pid, "admin connection refused: {message}");
         if send(&mut stream, &error(AdminError::Forbidden, message))
             .await
             .is_ok()
@@ -91,7 +92,7 @@ async fn connection(mut stream: UnixStream, ctx: Arc<Ctx>, stop: CancellationTok
         }
         return;
     }
-    debug!(uid = peer.uid, pid = ?peer.pid, "admin connection");
+    debug!(uid = peer.uid, "admin connection");
     let mut decoder = LineDecoder::new(MAX_ADMIN_LINE);
     let mut buf = vec![0u8; 8192];
     loop {
