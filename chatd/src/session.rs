@@ -140,11 +140,14 @@ impl Session {
             tokio::select! {
                 biased;
                 _ = poll_fn(|cx| conn.mailbox.poll_ready(cx, room)) => {}
-                r = self.stream.readable(), if want_read => match r {
+                // poll_*_ready keep one waker slot per direction in the socket's registration,
+                // where readable()/writable() would add and remove a waiter list node on every
+                // turn of this loop.
+                r = poll_fn(|cx| self.stream.poll_read_ready(cx)), if want_read => match r {
                     Ok(()) => self.read(),
                     Err(e) => self.core.fail(&e),
                 },
-                r = self.stream.writable(), if want_write => match r {
+                r = poll_fn(|cx| self.stream.poll_write_ready(cx)), if want_write => match r {
                     Ok(()) => self.write(),
                     Err(e) => self.core.fail(&e),
                 },
