@@ -168,13 +168,19 @@ fn a_daemon_that_never_answers_is_exit_3_after_the_timeout() {
 }
 
 #[test]
+#[ignore = "needs root and no /run/chatd; CI runs it with --ignored"]
 fn without_root_the_default_is_under_xdg_runtime_dir_or_a_usage_error() {
     use std::os::unix::process::CommandExt;
     // SAFETY: geteuid cannot fail and touches no memory.
-    if unsafe { libc::geteuid() } != 0 || Path::new("/run/chatd").exists() {
-        eprintln!("needs root and no /run/chatd: skipped");
-        return;
-    }
+    assert_eq!(
+        unsafe { libc::geteuid() },
+        0,
+        "run as root: the test drops to uid 65534"
+    );
+    assert!(
+        !Path::new("/run/chatd").exists(),
+        "/run/chatd exists: chatctl would pick it"
+    );
     // Run as nobody, from a copy it may execute (the build directory may be private).
     let (dir, _) = tmp();
     std::fs::set_permissions(

@@ -1,7 +1,7 @@
 //! Who may use the admin socket, layer by layer. The daemon runs as root here; chatctl runs
 //! as `nobody` (uid 65534) with chosen groups. The kernel enforces the socket's mode 0660 at
 //! `connect`; the daemon then checks the peer's credentials itself, which matters when the
-//! mode or directory has been loosened. These tests need root and skip themselves otherwise.
+//! mode or directory has been loosened. These tests need root: a plain `cargo test` ignores them and CI runs them with `--ignored`.
 
 use e2e::{Chatd, Run, bin, run_as};
 use std::os::unix::fs::PermissionsExt;
@@ -17,18 +17,18 @@ struct Setup {
     chatctl: PathBuf,
 }
 
-fn setup() -> Option<Setup> {
+fn setup() -> Setup {
     let d = Chatd::start(&[]);
     let dir = d.admin_socket().parent().unwrap().to_owned();
     std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
     let chatctl = dir.join("chatctl");
     std::fs::copy(bin("chatctl"), &chatctl).unwrap();
     let mut probe = Command::new("true");
-    if !run_as(&mut probe, NOBODY, NOBODY, &[]) {
-        eprintln!("not root: skipping the credential tests");
-        return None;
-    }
-    Some(Setup { d, chatctl })
+    assert!(
+        run_as(&mut probe, NOBODY, NOBODY, &[]),
+        "these tests need root (run them as root with --ignored)"
+    );
+    Setup { d, chatctl }
 }
 
 fn chatctl_as(s: &Setup, uid: u32, gid: u32, groups: &[u32], args: &[&str]) -> Run {
@@ -43,8 +43,9 @@ fn chmod(path: &Path, mode: u32) {
 }
 
 #[test]
+#[ignore = "needs root; CI runs it with --ignored"]
 fn the_kernel_refuses_a_user_outside_owner_and_group() {
-    let Some(s) = setup() else { return };
+    let s = setup();
     let run = chatctl_as(&s, NOBODY, NOBODY, &[], &["users"]);
     assert_eq!(run.code, 3);
     assert_eq!(
@@ -57,8 +58,9 @@ fn the_kernel_refuses_a_user_outside_owner_and_group() {
 }
 
 #[test]
+#[ignore = "needs root; CI runs it with --ignored"]
 fn the_daemon_refuses_other_users_even_when_the_mode_is_loosened() {
-    let Some(s) = setup() else { return };
+    let s = setup();
     chmod(s.d.admin_socket(), 0o666);
     let run = chatctl_as(&s, NOBODY, NOBODY, &[], &["kick", "anyone"]);
     assert_eq!((run.code, run.stdout.as_str()), (1, ""));
@@ -72,8 +74,9 @@ fn the_daemon_refuses_other_users_even_when_the_mode_is_loosened() {
 }
 
 #[test]
+#[ignore = "needs root; CI runs it with --ignored"]
 fn members_of_the_daemons_group_get_in_by_primary_or_supplementary_group() {
-    let Some(s) = setup() else { return };
+    let s = setup();
     let run = chatctl_as(&s, NOBODY, 0, &[], &["status"]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     // Supplementary only: the kernel lets it connect through the file's group, and the daemon
