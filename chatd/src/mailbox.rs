@@ -157,21 +157,27 @@ impl Mailbox {
     /// empty, and reports the queue's state.
     pub fn take(&self, out: &mut Vec<u8>, limit: usize) -> Taken {
         let mut st = self.lock();
-        let mut lines = 0;
-        while out.len() < limit {
-            let Some(line) = st.queue.pop_front() else {
+        // Size the batch first so the output buffer grows once, not once per doubling.
+        let (mut n, mut bytes) = (0, 0);
+        for line in &st.queue {
+            if out.len() + bytes >= limit {
                 break;
-            };
-            out.extend_from_slice(&line);
-            lines += 1;
+            }
+            bytes += line.len();
+            n += 1;
         }
+        out.reserve(bytes);
+        for line in st.queue.drain(..n) {
+            out.extend_from_slice(&line);
+        }
+        let lines = n as u64;
         // The slow-consumer clock stops only once the queue is down to half. A reader that
         // takes a line now and then, just enough to make room for the next one, keeps its
         // queue full for all practical purposes and must not restart the clock each time.
         if st.queue.len() <= st.cap / 2 {
             st.full_since = None;
         }
-        if st.queue.is_empty() && st.queue.capacity() > 64 {
+        if st.queue.is_empty() && st.queue.capacity() > 0 {
             // Give back what a burst grew, so an idle session holds no queue memory.
             st.queue = VecDeque::new();
         }

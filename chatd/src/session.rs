@@ -218,9 +218,12 @@ impl Session {
         let out = &mut self.core.out;
         match self.stream.try_write(out) {
             Ok(n) => {
-                out.drain(..n);
-                if out.is_empty() && out.capacity() > 2 * OUT_HIGH_WATER {
+                if n == out.len() {
+                    // Give the buffer back: an idle session should hold no output memory, and
+                    // the next burst's allocation costs far less than the write that follows.
                     *out = Vec::new();
+                } else {
+                    out.drain(..n);
                 }
                 Stats::add(&self.core.shared.registry.stats().bytes_out, n as u64);
             }
@@ -255,20 +258,24 @@ impl Session {
     async fn linger(&mut self) {
         let _ = self.stream.shutdown().await;
         let _ = tokio::time::timeout(LINGER, async {
-            let mut sink = [0u8; 4096];
             loop {
-                if self.stream.readable().await.is_err() {
+                if self.stream.readable().await.is_err() || !self.discard_input() {
                     return;
-                }
-                match self.stream.try_read(&mut sink) {
-                    Ok(0) => return,
-                    Ok(_) => {}
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                    Err(_) => return,
                 }
             }
         })
         .await;
+    }
+
+    /// Reads and drops what the client sent; false once it closed or failed. Synchronous, so
+    /// the buffer lives on the thread's stack, not in every session's future.
+    fn discard_input(&mut self) -> bool {
+        let mut sink = [0u8; 4096];
+        match self.stream.try_read(&mut sink) {
+            Ok(0) => false,
+            Ok(_) => true,
+            Err(e) => e.kind() == io::ErrorKind::WouldBlock,
+        }
     }
 }
 
