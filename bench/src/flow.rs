@@ -1,0 +1,383 @@
+//! The engine shared by the message scenarios: senders, receivers, and the measurements.
+//!
+//! Every receiver logs in and starts reading first (it must drain the `join` events of the
+//! logins after it), then the senders log in, and only when everyone is ready does the clock
+//! start. A sender keeps at most `window` requests in flight, counted by the replies (`ok` or
+//! `error`), and may also be paced at a fixed rate. Each message carries its sender, number
+//! and send time; each receiver records latency and runs an [`OrderCheck`] per sender.
+//! The run ends when every receiver has everything, or at the deadline, or a short grace after
+//! the last reply if messages were lost; whatever was missing by then is reported as missing.
+
+use crate::client::{Conn, now_ns};
+use crate::order::{OrderCheck, OrderSummary};
+use crate::stats::Histogram;
+use crate::target::Target;
+use crate::wire::{self, Incoming};
+use anyhow::{Context, Result, bail};
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::io::AsyncWriteExt;
+use tokio::sync::{Semaphore, mpsc, watch};
+use tokio::task::JoinSet;
+
+/// At most this many connects and logins at once: a burst of thousands overflows the
+/// server's accept backlog and turns into SYN retries, which measures the kernel, not chatd.
+pub const LOGIN_CONCURRENCY: usize = 128;
+/// How long receivers wait for stragglers after the last reply.
+const GRACE: Duration = Duration::from_secs(3);
+
+/// One sending connection.
+pub struct SenderSpec {
+    pub to: String,
+    pub msgs: u64,
+    pub window: u64,
+    /// Messages per second for this sender, or as fast as the window allows.
+    pub rate: Option<f64>,
+    /// Bytes of padding per body.
+    pub pad: usize,
+}
+
+/// The whole flow: who sends what to whom.
+pub struct FlowSpec {
+    pub senders: Vec<SenderSpec>,
+    /// For each receiver, the indices of the senders it hears from.
+    pub receivers: Vec<Vec<u32>>,
+    /// Receivers that log in and then never read again.
+    pub stalled: usize,
+    pub deadline: Duration,
+}
+
+#[derive(Default)]
+struct SendStats {
+    acked: u64,
+    delivered: u64,
+    errors: BTreeMap<String, u64>,
+    first_send: u64,
+    last_reply: u64,
+    /// Worst lateness of a paced send behind its schedule, ns.
+    max_lag: u64,
+}
+
+#[derive(Default)]
+struct RecvStats {
+    hist: Histogram,
+    order: OrderSummary,
+    lines: u64,
+    foreign: u64,
+    byes: u64,
+    last_recv: u64,
+}
+
+/// Everything measured in one flow run.
+#[derive(Default)]
+pub struct FlowResult {
+    pub hist: Histogram,
+    pub order: OrderSummary,
+    pub sent_acked: u64,
+    pub delivered: u64,
+    pub errors: BTreeMap<String, u64>,
+    pub foreign: u64,
+    pub byes: u64,
+    pub elapsed: f64,
+    pub server_cpu: Option<f64>,
+    pub bench_cpu: f64,
+    pub rss_before: Option<u64>,
+    pub rss_peak: Option<u64>,
+    pub max_lag_ns: u64,
+    /// Bytes the stalled receivers found waiting when they finally read.
+    pub stalled_bytes: u64,
+    /// Stalled receivers the server had closed (slow consumer cut off).
+    pub stalled_closed: u64,
+}
+
+/// Runs `spec` against `target`.
+pub async fn run(target: &Target, spec: FlowSpec) -> Result<FlowResult> {
+    let addr = target.addr;
+    let deadline = Instant::now() + spec.deadline;
+    let logins = Arc::new(Semaphore::new(LOGIN_CONCURRENCY));
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let (go_tx, go_rx) = watch::channel(false);
+    let (ready_tx, mut ready_rx) = mpsc::channel::<Result<()>>(1024);
+
+    let msgs_of: Vec<u64> = spec.senders.iter().map(|s| s.msgs).collect();
+    let mut receivers = JoinSet::new();
+    for (i, from) in spec.receivers.into_iter().enumerate() {
+        let checks = from
+            .into_iter()
+            .map(|k| (k, OrderCheck::new(msgs_of[k as usize])))
+            .collect();
+        let (ready, stop, logins) = (ready_tx.clone(), stop_rx.clone(), logins.clone());
+        receivers.spawn(receiver(addr, format!("r{i}"), checks, ready, stop, logins));
+    }
+    let mut stalled = Vec::new();
+    for i in 0..spec.stalled {
+        let mut c = Conn::connect(addr, 64 * 1024).await?;
+        c.login(&format!("stall{i}")).await?;
+        stalled.push(c);
+    }
+    let n_senders = spec.senders.len();
+    let mut senders = JoinSet::new();
+    for (k, s) in spec.senders.into_iter().enumerate() {
+        let phase = k as f64 / n_senders as f64;
+        let (ready, go, logins) = (ready_tx.clone(), go_rx.clone(), logins.clone());
+        senders.spawn(sender(
+            addr, k as u32, s, phase, ready, go, logins, deadline,
+        ));
+    }
+    drop(ready_tx);
+    let expected_ready = receivers.len() + senders.len();
+    for _ in 0..expected_ready {
+        match tokio::time::timeout_at(deadline.into(), ready_rx.recv()).await {
+            Ok(Some(Ok(()))) => {}
+            Ok(Some(Err(e))) => return Err(e.context("logging in the bench's clients")),
+            Ok(None) => bail!("a client task ended before logging in"),
+            Err(_) => bail!("the deadline passed while logging in {expected_ready} clients"),
+        }
+    }
+
+    let (cpu0, bench0, rss0) = (target.cpu_secs(), bench_cpu(), target.rss_kib());
+    let sampler = target
+        .pid
+        .map(|pid| tokio::spawn(sample_rss(pid, stop_rx.clone())));
+    let t0 = now_ns();
+    go_tx.send_replace(true);
+
+    let mut out = FlowResult::default();
+    let mut first_send = u64::MAX;
+    let mut last_reply = 0;
+    while let Some(r) = senders.join_next().await {
+        let s = r.context("sender task")??;
+        out.sent_acked += s.acked;
+        out.delivered += s.delivered;
+        for (code, n) in s.errors {
+            *out.errors.entry(code).or_default() += n;
+        }
+        first_send = first_send.min(s.first_send);
+        last_reply = last_reply.max(s.last_reply);
+        out.max_lag_ns = out.max_lag_ns.max(s.max_lag);
+    }
+    // Receivers stop by themselves when complete; stragglers get a grace period.
+    let grace_end = (Instant::now() + GRACE).min(deadline);
+    let mut last_recv = 0;
+    let mut pending = Some(stop_tx);
+    loop {
+        let next = if pending.is_some() {
+            match tokio::time::timeout_at(grace_end.into(), receivers.join_next()).await {
+                Ok(r) => r,
+                Err(_) => {
+                    pending.take().map(|s| s.send_replace(true));
+                    continue;
+                }
+            }
+        } else {
+            receivers.join_next().await
+        };
+        let Some(r) = next else { break };
+        let s = r.context("receiver task")??;
+        out.hist.merge(&s.hist);
+        out.order.add(&s.order);
+        out.foreign += s.foreign;
+        out.byes += s.byes;
+        last_recv = last_recv.max(s.last_recv);
+        let _ = s.lines;
+    }
+    if let Some(s) = pending.take() {
+        s.send_replace(true);
+    }
+    let begin = if first_send == u64::MAX {
+        t0
+    } else {
+        first_send
+    };
+    let end = last_recv.max(last_reply);
+    out.elapsed = end.saturating_sub(begin).max(1) as f64 / 1e9;
+    out.server_cpu = cpu0.zip(target.cpu_secs()).map(|(a, b)| b - a);
+    out.bench_cpu = bench_cpu() - bench0;
+    out.rss_before = rss0;
+    if let Some(h) = sampler {
+        out.rss_peak = h.await.ok();
+    }
+    for mut c in stalled {
+        // Read what waited for the stalled receiver, briefly: the server either kept it
+        // (bounded by its queue and socket buffers) or cut the receiver off.
+        let drained = tokio::time::timeout(Duration::from_secs(2), c.drain(&mut out.stalled_bytes));
+        if drained.await.is_ok() {
+            out.stalled_closed += 1;
+        }
+    }
+    Ok(out)
+}
+
+/// Peak RSS of `pid` sampled every 20 ms until `stop`.
+async fn sample_rss(pid: u32, mut stop: watch::Receiver<bool>) -> u64 {
+    let mut peak = 0;
+    let mut tick = tokio::time::interval(Duration::from_millis(20));
+    loop {
+        if let Some(r) = crate::target::rss_kib(pid) {
+            peak = peak.max(r);
+        }
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.changed() => return peak,
+        }
+    }
+}
+
+/// CPU seconds used by the bench itself so far.
+pub fn bench_cpu() -> f64 {
+    crate::target::cpu_secs(std::process::id()).unwrap_or(0.0)
+}
+
+async fn receiver(
+    addr: SocketAddr,
+    name: String,
+    mut checks: Vec<(u32, OrderCheck)>,
+    ready: mpsc::Sender<Result<()>>,
+    mut stop: watch::Receiver<bool>,
+    logins: Arc<Semaphore>,
+) -> Result<RecvStats> {
+    let permit = logins.acquire_owned().await?;
+    let conn = async {
+        let mut c = Conn::connect(addr, 64 * 1024).await?;
+        c.login(&name).await?;
+        Ok::<_, anyhow::Error>(c)
+    }
+    .await;
+    drop(permit);
+    let mut conn = match conn {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = ready.send(Err(e)).await;
+            return Ok(RecvStats::default());
+        }
+    };
+    let _ = ready.send(Ok(())).await;
+    let mut st = RecvStats::default();
+    let mut complete = checks.iter().all(|(_, c)| c.complete());
+    while !complete {
+        tokio::select! {
+            r = conn.read_lines(|line, now| {
+                st.lines += 1;
+                match wire::classify(line) {
+                    Incoming::Msg { sender, seq, t_ns } => {
+                        st.last_recv = now;
+                        st.hist.record(now.saturating_sub(t_ns));
+                        match checks.iter_mut().find(|(k, _)| *k == sender) {
+                            Some((_, c)) => c.record(seq),
+                            None => st.foreign += 1,
+                        }
+                    }
+                    Incoming::Bye => st.byes += 1,
+                    _ => {}
+                }
+            }) => {
+                if !r.unwrap_or(false) {
+                    break;
+                }
+                complete = checks.iter().all(|(_, c)| c.complete());
+            }
+            _ = stop.changed() => break,
+        }
+    }
+    for (_, c) in &checks {
+        st.order.add(&c.summary());
+    }
+    Ok(st)
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn sender(
+    addr: SocketAddr,
+    k: u32,
+    spec: SenderSpec,
+    phase: f64,
+    ready: mpsc::Sender<Result<()>>,
+    mut go: watch::Receiver<bool>,
+    logins: Arc<Semaphore>,
+    deadline: Instant,
+) -> Result<SendStats> {
+    let permit = logins.acquire_owned().await?;
+    let conn = async {
+        let mut c = Conn::connect(addr, 64 * 1024).await?;
+        c.login(&format!("s{k}")).await?;
+        Ok::<_, anyhow::Error>(c)
+    }
+    .await;
+    drop(permit);
+    let mut conn = match conn {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = ready.send(Err(e)).await;
+            return Ok(SendStats::default());
+        }
+    };
+    let _ = ready.send(Ok(())).await;
+    while !*go.borrow_and_update() {
+        go.changed().await?;
+    }
+    let mut st = SendStats {
+        first_send: now_ns(),
+        ..SendStats::default()
+    };
+    let start = Instant::now();
+    let start_ns = st.first_send;
+    // Intended send time of message `seq`, ns after `start`, when paced.
+    let due = |seq: u64| spec.rate.map(|r| ((seq as f64 + phase) / r * 1e9) as u64);
+    let mut out = Vec::with_capacity(64 * 1024);
+    let mut sent = 0u64;
+    while st.acked < spec.msgs {
+        let now = now_ns();
+        let mut allowed = spec
+            .window
+            .saturating_sub(sent - st.acked)
+            .min(spec.msgs - sent);
+        if spec.rate.is_some() {
+            let elapsed = now - start_ns;
+            let mut n = 0;
+            while n < allowed && due(sent + n).is_some_and(|d| d <= elapsed) {
+                st.max_lag = st.max_lag.max(elapsed - due(sent + n).unwrap_or(0));
+                n += 1;
+            }
+            allowed = n;
+        }
+        if allowed > 0 {
+            out.clear();
+            for seq in sent..sent + allowed {
+                wire::msg(&mut out, &spec.to, k, seq, now, spec.pad);
+            }
+            conn.stream.write_all(&out).await?;
+            sent += allowed;
+        }
+        let next_due = due(sent)
+            .filter(|_| sent < spec.msgs && sent - st.acked < spec.window)
+            .map(|d| start + Duration::from_nanos(d));
+        let wake = next_due.unwrap_or(deadline).min(deadline);
+        tokio::select! {
+            r = conn.read_lines(|line, now| match wire::classify(line) {
+                Incoming::Ok { delivered } => {
+                    st.acked += 1;
+                    st.delivered += delivered.unwrap_or(0);
+                    st.last_reply = now;
+                }
+                Incoming::Error { code } => {
+                    st.acked += 1;
+                    *st.errors.entry(code.to_string()).or_default() += 1;
+                    st.last_reply = now;
+                }
+                _ => {}
+            }) => {
+                if !r? {
+                    bail!("server closed sender s{k} after {} replies", st.acked);
+                }
+            }
+            _ = tokio::time::sleep_until(wake.into()) => {
+                if Instant::now() >= deadline {
+                    break;
+                }
+            }
+        }
+    }
+    Ok(st)
+}
