@@ -1,1 +1,280 @@
-//! placeholder
+//! The end-to-end harness: start the real binaries, talk to them over real sockets, and wait
+//! for events (a line, a close, a log line, an exit) with a deadline instead of sleeping.
+//!
+//! Binaries are found next to the test executable (`target/<profile>/`), as ripgrep's tests
+//! do: `CARGO_BIN_EXE_*` exists only for a package's own binaries. `cargo test --workspace`
+//! builds them all first, because each binary's package has an integration test of its own.
+
+use serde_json::Value;
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+
+/// How long any single awaited event may take before the test fails. Generous: CI machines
+/// are slow and shared, and a passing test never waits this long.
+pub const DEADLINE: Duration = Duration::from_secs(10);
+
+/// Path of one of the workspace's binaries, built for the same profile as the tests.
+pub fn bin(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    // target/<profile>/deps/<test> -> target/<profile>/<name>
+    let dir = exe
+        .parent()
+        .and_then(|d| d.parent())
+        .expect("target directory");
+    let path = dir.join(name);
+    assert!(
+        path.exists(),
+        "{} not found: build the binaries first (`cargo test --workspace` does)",
+        path.display()
+    );
+    path
+}
+
+/// A running `chatd`, killed when dropped.
+pub struct Chatd {
+    child: Child,
+    addrs: Vec<SocketAddr>,
+    log: Arc<Mutex<Vec<String>>>,
+    log_rx: Mutex<mpsc::Receiver<String>>,
+}
+
+impl Chatd {
+    /// Starts chatd on a free loopback port (unless `args` has `--listen`) and waits until it
+    /// says where it listens.
+    pub fn start(args: &[&str]) -> Chatd {
+        Chatd::start_with(args, |_| {})
+    }
+
+    /// Like [`Chatd::start`], with a hook to adjust the command (environment, say).
+    pub fn start_with(args: &[&str], adjust: impl FnOnce(&mut Command)) -> Chatd {
+        let mut cmd = Command::new(bin("chatd"));
+        if !args.contains(&"--listen") {
+            cmd.args(["--listen", "127.0.0.1:0"]);
+        }
+        cmd.args(args)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        adjust(&mut cmd);
+        let mut child = cmd.spawn().expect("spawn chatd");
+        let stderr = child.stderr.take().expect("piped stderr");
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let (tx, rx) = mpsc::channel();
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                sink.lock().unwrap().push(line.clone());
+                let _ = tx.send(line);
+            }
+        });
+        let mut d = Chatd {
+            child,
+            addrs: Vec::new(),
+            log,
+            log_rx: Mutex::new(rx),
+        };
+        let expected = args.iter().filter(|a| **a == "--listen").count().max(1);
+        while d.addrs.len() < expected {
+            let line = d.wait_log("listening on ");
+            let addr = line.rsplit("listening on ").next().unwrap().trim();
+            d.addrs.push(
+                addr.parse()
+                    .unwrap_or_else(|_| panic!("bad address in {line:?}")),
+            );
+        }
+        d
+    }
+
+    /// The first listening address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addrs[0]
+    }
+
+    pub fn addrs(&self) -> &[SocketAddr] {
+        &self.addrs
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Every stderr line so far.
+    pub fn log(&self) -> Vec<String> {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// Waits for the next stderr line containing `needle` and returns it.
+    pub fn wait_log(&self, needle: &str) -> String {
+        let rx = self.log_rx.lock().unwrap();
+        let end = Instant::now() + DEADLINE;
+        loop {
+            let left = end.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(line) if line.contains(needle) => return line,
+                Ok(_) => {}
+                Err(_) => panic!(
+                    "chatd never logged {needle:?}; log so far:\n{}",
+                    self.log().join("\n")
+                ),
+            }
+        }
+    }
+
+    /// Sends a signal by name (`TERM`, `INT`, `HUP`, ...).
+    pub fn signal(&self, sig: &str) {
+        let ok = Command::new("kill")
+            .args([&format!("-{sig}"), &self.pid().to_string()])
+            .status()
+            .expect("run kill")
+            .success();
+        assert!(ok, "kill -{sig} failed");
+    }
+
+    /// Waits for the process to exit.
+    pub fn wait_exit(&mut self) -> ExitStatus {
+        wait_child(&mut self.child)
+    }
+}
+
+impl Drop for Chatd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Waits for `child` to exit, failing the test past the deadline.
+pub fn wait_child(child: &mut Child) -> ExitStatus {
+    let end = Instant::now() + DEADLINE;
+    loop {
+        if let Some(status) = child.try_wait().expect("wait for child") {
+            return status;
+        }
+        assert!(
+            Instant::now() < end,
+            "process {} did not exit in {DEADLINE:?}",
+            child.id()
+        );
+        // Polling a child's exit has no event to wait on short of SIGCHLD handling; a short
+        // poll interval under a deadline is the standard way.
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// A raw protocol client over TCP.
+pub struct Client {
+    reader: tokio::io::BufReader<OwnedReadHalf>,
+    writer: OwnedWriteHalf,
+}
+
+impl Client {
+    pub async fn connect(addr: SocketAddr) -> Client {
+        let stream = tokio::time::timeout(DEADLINE, TcpStream::connect(addr))
+            .await
+            .expect("connect timed out")
+            .expect("connect");
+        Client::from_stream(stream)
+    }
+
+    pub fn from_stream(stream: TcpStream) -> Client {
+        let (r, w) = stream.into_split();
+        Client {
+            reader: tokio::io::BufReader::new(r),
+            writer: w,
+        }
+    }
+
+    /// Connects and logs in as `name`, returning the `ok` reply.
+    pub async fn login(addr: SocketAddr, name: &str) -> Client {
+        let mut c = Client::connect(addr).await;
+        c.send(&format!(r#"{{"type":"login","from":"{name}"}}"#))
+            .await;
+        let reply = c.recv().await;
+        assert_eq!(reply["type"], "ok", "login as {name} failed: {reply}");
+        c
+    }
+
+    /// Sends one line; a `\n` is added.
+    pub async fn send(&mut self, line: &str) {
+        self.send_raw(format!("{line}\n").as_bytes()).await;
+    }
+
+    pub async fn send_raw(&mut self, bytes: &[u8]) {
+        self.writer.write_all(bytes).await.expect("write to chatd");
+    }
+
+    /// Closes the sending side (the server sees EOF).
+    pub async fn shutdown_write(&mut self) {
+        self.writer.shutdown().await.expect("shutdown");
+    }
+
+    /// The next line from the server, raw, or `None` at EOF.
+    pub async fn recv_line(&mut self) -> Option<String> {
+        let mut line = String::new();
+        let n = tokio::time::timeout(DEADLINE, self.reader.read_line(&mut line))
+            .await
+            .expect("no line from chatd before the deadline")
+            .expect("read from chatd");
+        (n > 0).then_some(line)
+    }
+
+    /// The next line, parsed as JSON.
+    pub async fn recv(&mut self) -> Value {
+        let line = self.recv_line().await.expect("chatd closed the connection");
+        assert!(line.ends_with('\n'), "unterminated line {line:?}");
+        serde_json::from_str(&line).unwrap_or_else(|e| panic!("not JSON ({e}): {line:?}"))
+    }
+
+    /// The next line with `ts` checked to be a plausible timestamp and then removed, so the
+    /// rest can be compared exactly.
+    pub async fn recv_no_ts(&mut self) -> Value {
+        let mut v = self.recv().await;
+        if let Some(obj) = v.as_object_mut() {
+            if let Some(ts) = obj.remove("ts") {
+                let ts = ts.as_u64().expect("ts is an integer");
+                assert!(
+                    ts > 1_700_000_000_000,
+                    "ts {ts} is not milliseconds since the epoch"
+                );
+            }
+        }
+        v
+    }
+
+    /// Asserts that the next line equals `expected` (ignoring `ts`).
+    pub async fn expect(&mut self, expected: Value) {
+        assert_eq!(self.recv_no_ts().await, expected);
+    }
+
+    /// Asserts the server closes the connection next (after any lines it still sends, which
+    /// are returned).
+    pub async fn expect_closed(&mut self) -> Vec<Value> {
+        let mut rest = Vec::new();
+        while let Some(line) = self.recv_line().await {
+            rest.push(
+                serde_json::from_str(&line).unwrap_or_else(|e| panic!("not JSON ({e}): {line:?}")),
+            );
+        }
+        rest
+    }
+
+    /// Proves nothing else is pending: a ping must be answered next.
+    pub async fn expect_nothing_pending(&mut self) {
+        self.send(r#"{"type":"ping","id":"sync"}"#).await;
+        let v = self.recv().await;
+        assert_eq!(
+            v,
+            serde_json::json!({"type":"ok","id":"sync"}),
+            "unexpected line before the ping reply"
+        );
+    }
+}

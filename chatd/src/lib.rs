@@ -1,0 +1,80 @@
+//! chatd as a library: the daemon's parts, and [`run`], which serves already-bound listeners
+//! until a shutdown future completes. `main.rs` only parses flags, sets up logging, binds and
+//! calls `run`; tests can do the same in-process.
+//!
+//! - [`config`]: flags into a validated [`Config`](config::Config).
+//! - [`listener`]: binding, the accept loop, the connection limit.
+//! - [`session`]: one task per connection.
+//! - [`registry`]: who is logged in; the only way a message reaches another session.
+//! - [`mailbox`]: a session's bounded outgoing queue and its close requests.
+//! - [`rate`]: the per-session token bucket.
+//! - [`stats`]: server-wide counters.
+
+pub mod config;
+pub mod listener;
+pub mod mailbox;
+pub mod rate;
+pub mod registry;
+pub mod session;
+pub mod stats;
+
+use config::Config;
+use registry::Registry;
+use session::Shared;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::SystemTime;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{info, warn};
+
+/// The server's name and version, sent in the `login` reply.
+pub const SERVER_ID: &str = concat!("chatd/", env!("CARGO_PKG_VERSION"));
+
+/// Milliseconds since the Unix epoch, for message timestamps.
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// Serves `listeners` until `shutdown` completes, then stops accepting, sends every client
+/// `bye shutdown` after what it was already owed, and returns once every session has ended
+/// (each within the drain timeout).
+pub async fn run(listeners: Vec<TcpListener>, config: Config, shutdown: impl Future<Output = ()>) {
+    let registry = Registry::new(config.queue_len);
+    let slots = Arc::new(Semaphore::new(config.max_clients));
+    let drain = config.drain_timeout;
+    let shared = Arc::new(Shared {
+        registry: registry.clone(),
+        config,
+    });
+    let tracker = TaskTracker::new();
+    let stop = CancellationToken::new();
+    for l in listeners {
+        tracker.spawn(listener::run(
+            l,
+            shared.clone(),
+            slots.clone(),
+            tracker.clone(),
+            stop.clone(),
+        ));
+    }
+    shutdown.await;
+    info!(connections = registry.connections(), "shutting down");
+    stop.cancel();
+    registry.shutdown();
+    tracker.close();
+    // Each session bounds its own drain; this only guards against a bug hanging the exit.
+    let grace = drain + std::time::Duration::from_secs(2);
+    if tokio::time::timeout(grace, tracker.wait()).await.is_err() {
+        warn!(
+            left = registry.connections(),
+            "sessions still open after the drain timeout"
+        );
+    }
+    info!("stopped");
+}

@@ -1,0 +1,559 @@
+//! One task per connection: read requests, answer them, write what other sessions queued.
+//!
+//! The task owns its socket alone and waits in one `select!` on four things: the socket being
+//! readable, the socket being writable (only while output is pending), its [`Mailbox`]
+//! (lines from other sessions, a close request), and one timer (login timeout, slow-consumer
+//! grace, or the drain deadline while closing). Reads go into a stack buffer inside a
+//! synchronous function, so an idle session keeps no read buffer; every reply produced by one
+//! read batch and every line taken from the mailbox go into one output buffer written with
+//! one `write`. The output buffer has a high-water mark: past it the session stops reading
+//! requests and stops taking from its mailbox, so memory per connection stays bounded and a
+//! client that does not read its replies slows only itself.
+
+use crate::config::Config;
+use crate::mailbox::{CloseRequest, Taken};
+use crate::rate::TokenBucket;
+use crate::registry::{Conn, ConnGuard, DeliverError, JoinError, Registry};
+use crate::stats::Stats;
+use proto::codec::{Frame, LineDecoder};
+use proto::request::{self, Parsed, Request, Target};
+use proto::{ByeReason, ErrorCode, LeaveReason, Name, encode};
+use serde_json::value::RawValue;
+use std::future::poll_fn;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+use tracing::{debug, info};
+
+/// Output bytes pending before the session stops reading requests and taking queued lines.
+const OUT_HIGH_WATER: usize = 64 * 1024;
+/// One read's stack buffer.
+const READ_CHUNK: usize = 16 * 1024;
+/// Reads per wake-up before the session lets its output and other tasks have a turn.
+const READS_PER_WAKE: usize = 4;
+/// After the last byte is written, how long to wait for the client's own close, so that
+/// unread input does not make the kernel reset the connection and destroy the `bye`.
+const LINGER: Duration = Duration::from_millis(500);
+
+/// What every session shares.
+#[derive(Debug)]
+pub struct Shared {
+    pub registry: Registry,
+    pub config: Config,
+}
+
+/// Serves one connection until it closes.
+pub async fn run(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
+    let guard = shared.registry.connect(peer);
+    info!(%peer, "connected");
+    let now = Instant::now();
+    let mut session = Session {
+        stream,
+        decoder: LineDecoder::new(shared.config.max_line_bytes),
+        core: Core {
+            rate: TokenBucket::new(shared.config.rate, shared.config.rate_burst, now),
+            login_deadline: now + shared.config.login_timeout,
+            shared,
+            guard,
+            peer,
+            out: Vec::new(),
+            name: None,
+            full_since: None,
+            closing: None,
+            dead: None,
+            bytes_in: 0,
+        },
+    };
+    session.serve().await;
+}
+
+struct Session {
+    stream: TcpStream,
+    decoder: LineDecoder,
+    core: Core,
+}
+
+/// Everything a request handler touches (the socket and the decoder stay outside, so the
+/// decoder can lend lines to the handler without a copy).
+struct Core {
+    shared: Arc<Shared>,
+    guard: ConnGuard,
+    peer: SocketAddr,
+    out: Vec<u8>,
+    name: Option<Name>,
+    rate: TokenBucket,
+    login_deadline: Instant,
+    /// When the mailbox became full, as last reported by it.
+    full_since: Option<Instant>,
+    closing: Option<Closing>,
+    /// The socket failed; the session ends without flushing.
+    dead: Option<LeaveReason>,
+    bytes_in: u64,
+}
+
+/// A session on its way out: it reads nothing more and owes its client what was queued,
+/// then `bye` (if any), within the drain deadline.
+struct Closing {
+    bye: Option<(ByeReason, Option<String>)>,
+    reason: LeaveReason,
+    deadline: Instant,
+    bye_written: bool,
+}
+
+impl Session {
+    async fn serve(&mut self) {
+        let conn = self.core.guard.conn.clone();
+        let sleep = tokio::time::sleep(Duration::ZERO);
+        tokio::pin!(sleep);
+        let mut armed: Option<Instant> = None;
+        loop {
+            self.core.pump();
+            if !self.core.out.is_empty() && self.core.dead.is_none() {
+                self.write();
+            }
+            if self.core.dead.is_some() || self.core.finished() {
+                break;
+            }
+            let deadline = self.core.deadline();
+            if deadline != armed {
+                if let Some(d) = deadline {
+                    sleep.as_mut().reset(d.into());
+                }
+                armed = deadline;
+            }
+            let room = self.core.out.len() < OUT_HIGH_WATER;
+            let want_read = room && self.core.closing.is_none();
+            let want_write = !self.core.out.is_empty();
+            tokio::select! {
+                biased;
+                _ = poll_fn(|cx| conn.mailbox.poll_ready(cx, room)) => {}
+                r = self.stream.readable(), if want_read => match r {
+                    Ok(()) => self.read(),
+                    Err(e) => self.core.fail(&e),
+                },
+                r = self.stream.writable(), if want_write => match r {
+                    Ok(()) => self.write(),
+                    Err(e) => self.core.fail(&e),
+                },
+                _ = &mut sleep, if armed.is_some() => {
+                    armed = None;
+                    self.core.on_deadline(Instant::now());
+                }
+            }
+        }
+        self.finish().await;
+    }
+
+    /// Reads what is there (a bounded amount) and serves every complete line in it.
+    fn read(&mut self) {
+        let mut buf = [0u8; READ_CHUNK];
+        let now = Instant::now();
+        let ts = crate::now_ms();
+        for _ in 0..READS_PER_WAKE {
+            match self.stream.try_read(&mut buf) {
+                Ok(0) => {
+                    if self.decoder.at_boundary() {
+                        debug!(peer = %self.core.peer, "client closed its side");
+                    } else {
+                        debug!(peer = %self.core.peer, "client closed mid-line; the partial line is dropped");
+                    }
+                    self.core
+                        .begin_close(None, LeaveReason::Disconnect, false, now);
+                    break;
+                }
+                Ok(n) => {
+                    self.core.bytes_in += n as u64;
+                    let core = &mut self.core;
+                    self.decoder
+                        .feed(&buf[..n], |frame| core.on_frame(frame, now, ts));
+                    if self.core.closing.is_some() || self.core.out.len() >= OUT_HIGH_WATER {
+                        break;
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) => {
+                    self.core.fail(&e);
+                    break;
+                }
+            }
+        }
+        let conn = &self.core.guard.conn;
+        let since_connect = now.saturating_duration_since(conn.connected_instant);
+        conn.last_active_ms
+            .store(since_connect.as_millis() as u64, Ordering::Relaxed);
+        Stats::add(
+            &self.core.shared.registry.stats().bytes_in,
+            std::mem::take(&mut self.core.bytes_in),
+        );
+    }
+
+    /// Writes as much pending output as the socket takes without waiting.
+    fn write(&mut self) {
+        let out = &mut self.core.out;
+        match self.stream.try_write(out) {
+            Ok(n) => {
+                out.drain(..n);
+                if out.is_empty() && out.capacity() > 2 * OUT_HIGH_WATER {
+                    *out = Vec::new();
+                }
+                Stats::add(&self.core.shared.registry.stats().bytes_out, n as u64);
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            Err(e) => self.core.fail(&e),
+        }
+    }
+
+    /// Ends the connection: logs why, then closes gracefully unless the socket failed.
+    async fn finish(&mut self) {
+        let core = &mut self.core;
+        let reason = core
+            .dead
+            .or(core.closing.as_ref().map(|c| c.reason))
+            .unwrap_or(LeaveReason::Disconnect);
+        if let Some(reason) = core.dead {
+            core.shared.registry.leave(&core.guard.conn, reason);
+        }
+        match &core.name {
+            Some(user) => info!(peer = %core.peer, %user, %reason, "disconnected"),
+            None => info!(peer = %core.peer, %reason, "disconnected before login"),
+        }
+        if core.dead.is_some() {
+            return;
+        }
+        // Send our FIN, then wait briefly for the client's, discarding anything it still
+        // sends: closing with unread input would reset the connection and could destroy the
+        // last lines (the `bye`) before the client reads them.
+        let _ = self.stream.shutdown().await;
+        let _ = tokio::time::timeout(LINGER, async {
+            let mut sink = [0u8; 4096];
+            loop {
+                if self.stream.readable().await.is_err() {
+                    return;
+                }
+                match self.stream.try_read(&mut sink) {
+                    Ok(0) => return,
+                    Ok(_) => {}
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                    Err(_) => return,
+                }
+            }
+        })
+        .await;
+    }
+}
+
+impl Core {
+    /// The user name for log lines, `-` before login.
+    fn user(&self) -> &str {
+        self.name.as_ref().map_or("-", Name::as_str)
+    }
+
+    fn registry(&self) -> &Registry {
+        &self.shared.registry
+    }
+
+    fn conn(&self) -> &Arc<Conn> {
+        &self.guard.conn
+    }
+
+    /// Moves queued lines into the output buffer and reacts to what the mailbox reports.
+    fn pump(&mut self) {
+        if self.dead.is_some() {
+            return;
+        }
+        let limit = if self.out.len() < OUT_HIGH_WATER {
+            OUT_HIGH_WATER
+        } else {
+            0
+        };
+        let taken: Taken = self.guard.conn.mailbox.take(&mut self.out, limit);
+        if taken.lines > 0 {
+            self.guard
+                .conn
+                .received
+                .fetch_add(taken.lines, Ordering::Relaxed);
+        }
+        self.full_since = taken.full_since;
+        let now = Instant::now();
+        match taken.close {
+            Some(CloseRequest::Kicked(message)) => {
+                info!(peer = %self.peer, user = self.user(), "kicked by the administrator");
+                self.begin_close(
+                    Some((ByeReason::Kicked, message)),
+                    LeaveReason::Kicked,
+                    false,
+                    now,
+                );
+            }
+            Some(CloseRequest::Shutdown) => {
+                self.begin_close(
+                    Some((ByeReason::Shutdown, None)),
+                    LeaveReason::Disconnect,
+                    false,
+                    now,
+                );
+            }
+            None => {}
+        }
+        if let Some(closing) = &mut self.closing {
+            if !closing.bye_written && taken.remaining == 0 && self.out.len() < OUT_HIGH_WATER {
+                closing.bye_written = true;
+                if let Some((reason, message)) = &closing.bye {
+                    encode::bye(&mut self.out, *reason, message.as_deref());
+                }
+            }
+        }
+    }
+
+    fn finished(&self) -> bool {
+        matches!(&self.closing, Some(c) if c.bye_written && self.out.is_empty())
+    }
+
+    fn deadline(&self) -> Option<Instant> {
+        if let Some(c) = &self.closing {
+            return Some(c.deadline);
+        }
+        let login = self.name.is_none().then_some(self.login_deadline);
+        let slow = self
+            .full_since
+            .map(|t| t + self.shared.config.slow_consumer_grace);
+        match (login, slow) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    fn on_deadline(&mut self, now: Instant) {
+        if let Some(c) = &self.closing {
+            if now >= c.deadline {
+                debug!(peer = %self.peer, "drain deadline passed; closing without flushing");
+                self.dead = Some(LeaveReason::Disconnect);
+            }
+            return;
+        }
+        if self.name.is_none() && now >= self.login_deadline {
+            info!(peer = %self.peer, "no login in time");
+            self.begin_close(
+                Some((ByeReason::Timeout, None)),
+                LeaveReason::Timeout,
+                false,
+                now,
+            );
+            return;
+        }
+        if let Some(since) = self.full_since {
+            if now >= since + self.shared.config.slow_consumer_grace {
+                info!(peer = %self.peer, user = self.user(), "slow consumer: queue full too long, cutting off");
+                self.begin_close(
+                    Some((ByeReason::SlowConsumer, None)),
+                    LeaveReason::SlowConsumer,
+                    true,
+                    now,
+                );
+            }
+        }
+    }
+
+    /// Starts closing: leaves the registry at once (others see `leave`), accepts no more
+    /// lines, and owes the client its queue (unless `drop_queue`) and then `bye`.
+    fn begin_close(
+        &mut self,
+        bye: Option<(ByeReason, Option<String>)>,
+        reason: LeaveReason,
+        drop_queue: bool,
+        now: Instant,
+    ) {
+        if self.closing.is_some() {
+            return;
+        }
+        let conn = self.guard.conn.clone();
+        conn.mailbox.seal();
+        if drop_queue {
+            conn.mailbox.clear();
+        }
+        self.registry().leave(&conn, reason);
+        self.closing = Some(Closing {
+            bye,
+            reason,
+            deadline: now + self.shared.config.drain_timeout,
+            bye_written: false,
+        });
+    }
+
+    /// The socket failed: end without flushing.
+    fn fail(&mut self, e: &io::Error) {
+        let reason = if e.kind() == io::ErrorKind::TimedOut {
+            LeaveReason::Timeout
+        } else {
+            LeaveReason::Disconnect
+        };
+        debug!(peer = %self.peer, error = %e, "socket error");
+        self.dead = Some(reason);
+    }
+
+    fn on_frame(&mut self, frame: Frame<'_>, now: Instant, ts: u64) {
+        if self.closing.is_some() {
+            // Lines after `logout` (or a close) in the same read are not served.
+            return;
+        }
+        match frame {
+            Frame::TooLong => {
+                let max = self.shared.config.max_line_bytes;
+                self.error(
+                    None,
+                    ErrorCode::TooLarge,
+                    &format!("line longer than {max} bytes; it was discarded"),
+                );
+            }
+            Frame::Line(line) => match request::parse(line) {
+                Ok(None) => {}
+                Ok(Some(parsed)) => self.serve(parsed, now, ts),
+                Err(e) => self.error(e.id, e.code, &e.message),
+            },
+        }
+    }
+
+    fn error(&mut self, id: Option<&RawValue>, code: ErrorCode, message: &str) {
+        info!(peer = %self.peer, user = self.user(), %code, "error reply");
+        self.registry().stats().error(code);
+        encode::error(&mut self.out, id, code, message);
+    }
+
+    fn serve(&mut self, Parsed { id, request }: Parsed<'_>, now: Instant, ts: u64) {
+        match request {
+            Request::Ping => encode::ok(&mut self.out, id),
+            Request::Login { name, password } => self.login(id, &name, password.as_deref()),
+            Request::Msg { to, body, from } => {
+                let Some(me) = self.name.clone() else {
+                    return self.not_logged_in(id);
+                };
+                if let Some(from) = from.filter(|f| !f.eq_ignore_ascii_case(me.as_str())) {
+                    let msg = format!("you are logged in as {me} and cannot send as {from}");
+                    return self.error(id, ErrorCode::Forbidden, &msg);
+                }
+                if let Err(wait) = self.rate.take(now) {
+                    let msg = format!(
+                        "over the limit of {} messages per second; nothing was delivered, retry in {} ms",
+                        self.shared.config.rate,
+                        wait.as_millis().max(1)
+                    );
+                    return self.error(id, ErrorCode::RateLimited, &msg);
+                }
+                self.send(id, &me, to, body, ts);
+            }
+            Request::Users => {
+                if self.name.is_none() {
+                    return self.not_logged_in(id);
+                }
+                let users = self.registry().list();
+                encode::ok_users(&mut self.out, id, users.iter().map(Name::as_str));
+            }
+            Request::Logout => {
+                let Some(user) = &self.name else {
+                    return self.not_logged_in(id);
+                };
+                info!(peer = %self.peer, %user, "logged out");
+                encode::ok(&mut self.out, id);
+                self.begin_close(
+                    Some((ByeReason::Logout, None)),
+                    LeaveReason::Logout,
+                    false,
+                    now,
+                );
+            }
+        }
+    }
+
+    fn not_logged_in(&mut self, id: Option<&RawValue>) {
+        self.error(
+            id,
+            ErrorCode::NotLoggedIn,
+            "log in first: {\"type\":\"login\",\"from\":\"NAME\"}",
+        );
+    }
+
+    fn login(&mut self, id: Option<&RawValue>, name: &str, password: Option<&str>) {
+        if let Some(me) = &self.name {
+            let msg = format!("this connection is already logged in as {me}");
+            return self.error(id, ErrorCode::AlreadyLoggedIn, &msg);
+        }
+        if let Some(expected) = &self.shared.config.password {
+            if !password.is_some_and(|p| constant_time_eq(p.as_bytes(), expected.as_bytes())) {
+                let msg = if password.is_some() {
+                    "wrong password"
+                } else {
+                    "this server requires a password"
+                };
+                return self.error(id, ErrorCode::AuthFailed, msg);
+            }
+        }
+        let name = match Name::new(name) {
+            Ok(n) => n,
+            Err(e) => return self.error(id, ErrorCode::InvalidName, &e.to_string()),
+        };
+        let conn = self.conn().clone();
+        match self.registry().join(&conn, name.clone()) {
+            Ok(users) => {
+                info!(peer = %self.peer, user = %name, "logged in");
+                encode::ok_login(
+                    &mut self.out,
+                    id,
+                    name.as_str(),
+                    users.iter().map(Name::as_str),
+                    crate::SERVER_ID,
+                );
+                self.name = Some(name);
+            }
+            Err(JoinError::NameTaken) => {
+                let msg = format!("{name} is already logged in; choose another name");
+                self.error(id, ErrorCode::NameTaken, &msg);
+            }
+            Err(JoinError::AlreadyLoggedIn) => {
+                self.error(
+                    id,
+                    ErrorCode::AlreadyLoggedIn,
+                    "this connection is already logged in",
+                );
+            }
+        }
+    }
+
+    fn send(&mut self, id: Option<&RawValue>, me: &Name, to: Target<'_>, body: &RawValue, ts: u64) {
+        let stats = self.shared.registry.stats();
+        let delivered = match to {
+            Target::All => self.registry().broadcast(self.conn(), body, ts),
+            Target::User(to) => match self.registry().deliver(me, &to, body, ts) {
+                Ok(()) => 1,
+                Err(DeliverError::UnknownUser) => {
+                    return self.error(
+                        id,
+                        ErrorCode::UnknownUser,
+                        &format!("{to} is not logged in"),
+                    );
+                }
+                Err(DeliverError::Busy) => {
+                    let msg = format!(
+                        "{to} is not reading fast enough; nothing was queued, try again later"
+                    );
+                    return self.error(id, ErrorCode::RecipientBusy, &msg);
+                }
+            },
+        };
+        self.conn().sent.fetch_add(1, Ordering::Relaxed);
+        Stats::add(&stats.messages, 1);
+        Stats::add(&stats.delivered, delivered as u64);
+        encode::ok_delivered(&mut self.out, id, delivered);
+    }
+}
+
+/// Compares secrets in time independent of where they differ.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
