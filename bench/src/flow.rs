@@ -10,6 +10,7 @@
 
 use crate::client::{Conn, now_ns};
 use crate::order::{OrderCheck, OrderSummary};
+use crate::pacer;
 use crate::stats::Histogram;
 use crate::target::Target;
 use crate::wire::{self, Incoming};
@@ -33,8 +34,6 @@ pub struct SenderSpec {
     pub to: String,
     pub msgs: u64,
     pub window: u64,
-    /// Messages per second for this sender, or as fast as the window allows.
-    pub rate: Option<f64>,
     /// Bytes of padding per body.
     pub pad: usize,
 }
@@ -46,6 +45,9 @@ pub struct FlowSpec {
     pub receivers: Vec<Vec<u32>>,
     /// Receivers that log in and then never read again.
     pub stalled: usize,
+    /// Total messages per second, written by the [`pacer`] thread; `None`: each sender
+    /// writes as fast as its window allows.
+    pub rate: Option<f64>,
     pub deadline: Duration,
 }
 
@@ -56,8 +58,6 @@ struct SendStats {
     errors: BTreeMap<String, u64>,
     first_send: u64,
     last_reply: u64,
-    /// Worst lateness of a paced send behind its schedule, ns.
-    max_lag: u64,
 }
 
 #[derive(Default)]
@@ -85,7 +85,10 @@ pub struct FlowResult {
     pub bench_cpu: f64,
     pub rss_before: Option<u64>,
     pub rss_peak: Option<u64>,
+    /// Worst lateness of a paced write behind its due time, and writes that found the
+    /// socket full.
     pub max_lag_ns: u64,
+    pub pacer_stalls: u64,
     /// Bytes the stalled receivers found waiting when they finally read.
     pub stalled_bytes: u64,
     /// Stalled receivers the server had closed (slow consumer cut off).
@@ -99,7 +102,7 @@ pub async fn run(target: &Target, spec: FlowSpec) -> Result<FlowResult> {
     let logins = Arc::new(Semaphore::new(LOGIN_CONCURRENCY));
     let (stop_tx, stop_rx) = watch::channel(false);
     let (go_tx, go_rx) = watch::channel(false);
-    let (ready_tx, mut ready_rx) = mpsc::channel::<Result<()>>(1024);
+    let (ready_tx, mut ready_rx) = mpsc::channel::<Ready>(1024);
 
     let msgs_of: Vec<u64> = spec.senders.iter().map(|s| s.msgs).collect();
     let mut receivers = JoinSet::new();
@@ -117,20 +120,23 @@ pub async fn run(target: &Target, spec: FlowSpec) -> Result<FlowResult> {
         c.login(&format!("stall{i}")).await?;
         stalled.push(c);
     }
-    let n_senders = spec.senders.len();
+    let paced = spec.rate.is_some();
+    let to: Vec<String> = spec.senders.iter().map(|s| s.to.clone()).collect();
+    let per_sender = spec.senders.first().map_or(0, |s| s.msgs);
     let mut senders = JoinSet::new();
     for (k, s) in spec.senders.into_iter().enumerate() {
-        let phase = k as f64 / n_senders as f64;
         let (ready, go, logins) = (ready_tx.clone(), go_rx.clone(), logins.clone());
         senders.spawn(sender(
-            addr, k as u32, s, phase, ready, go, logins, deadline,
+            addr, k as u32, s, paced, ready, go, logins, deadline,
         ));
     }
     drop(ready_tx);
     let expected_ready = receivers.len() + senders.len();
+    let mut writers: Vec<Option<std::net::TcpStream>> = (0..to.len()).map(|_| None).collect();
     for _ in 0..expected_ready {
         match tokio::time::timeout_at(deadline.into(), ready_rx.recv()).await {
-            Ok(Some(Ok(()))) => {}
+            Ok(Some(Ok(None))) => {}
+            Ok(Some(Ok(Some((k, w))))) => writers[k as usize] = Some(w),
             Ok(Some(Err(e))) => return Err(e.context("logging in the bench's clients")),
             Ok(None) => bail!("a client task ended before logging in"),
             Err(_) => bail!("the deadline passed while logging in {expected_ready} clients"),
@@ -143,6 +149,14 @@ pub async fn run(target: &Target, spec: FlowSpec) -> Result<FlowResult> {
         .map(|pid| tokio::spawn(sample_rss(pid, stop_rx.clone())));
     let t0 = now_ns();
     go_tx.send_replace(true);
+    let pacer = match spec.rate {
+        Some(rate) => {
+            let w: Option<Vec<_>> = writers.into_iter().collect();
+            let w = w.context("a paced sender gave no write handle")?;
+            Some(pacer::spawn(w, to, per_sender, rate, deadline))
+        }
+        None => None,
+    };
 
     let mut out = FlowResult::default();
     let mut first_send = u64::MAX;
@@ -156,7 +170,14 @@ pub async fn run(target: &Target, spec: FlowSpec) -> Result<FlowResult> {
         }
         first_send = first_send.min(s.first_send);
         last_reply = last_reply.max(s.last_reply);
-        out.max_lag_ns = out.max_lag_ns.max(s.max_lag);
+    }
+    if let Some(p) = pacer {
+        // Every sender has all its replies (or the deadline passed): the pacer is done.
+        let p = p
+            .join()
+            .map_err(|_| anyhow::anyhow!("the pacer thread panicked"))?;
+        out.max_lag_ns = p.max_lag;
+        out.pacer_stalls = p.stalls;
     }
     // Receivers stop by themselves when complete; stragglers get a grace period.
     let grace_end = (Instant::now() + GRACE).min(deadline);
@@ -210,6 +231,10 @@ pub async fn run(target: &Target, spec: FlowSpec) -> Result<FlowResult> {
     Ok(out)
 }
 
+/// A client's news when logged in: paced senders hand over a duplicate of their socket for
+/// the pacer thread to write on.
+type Ready = Result<Option<(u32, std::net::TcpStream)>>;
+
 /// Peak RSS of `pid` sampled every 20 ms until `stop`.
 async fn sample_rss(pid: u32, mut stop: watch::Receiver<bool>) -> u64 {
     let mut peak = 0;
@@ -234,7 +259,7 @@ async fn receiver(
     addr: SocketAddr,
     name: String,
     mut checks: Vec<(u32, OrderCheck)>,
-    ready: mpsc::Sender<Result<()>>,
+    ready: mpsc::Sender<Ready>,
     mut stop: watch::Receiver<bool>,
     logins: Arc<Semaphore>,
 ) -> Result<RecvStats> {
@@ -253,7 +278,7 @@ async fn receiver(
             return Ok(RecvStats::default());
         }
     };
-    let _ = ready.send(Ok(())).await;
+    let _ = ready.send(Ok(None)).await;
     let mut st = RecvStats::default();
     let mut complete = checks.iter().all(|(_, c)| c.complete());
     while !complete {
@@ -292,8 +317,8 @@ async fn sender(
     addr: SocketAddr,
     k: u32,
     spec: SenderSpec,
-    phase: f64,
-    ready: mpsc::Sender<Result<()>>,
+    paced: bool,
+    ready: mpsc::Sender<Ready>,
     mut go: watch::Receiver<bool>,
     logins: Arc<Semaphore>,
     deadline: Instant,
@@ -302,18 +327,24 @@ async fn sender(
     let conn = async {
         let mut c = Conn::connect(addr, 64 * 1024).await?;
         c.login(&format!("s{k}")).await?;
-        Ok::<_, anyhow::Error>(c)
+        let writer = match paced {
+            true => Some((k, socket2::SockRef::from(&c.stream).try_clone()?.into())),
+            false => None,
+        };
+        Ok::<_, anyhow::Error>((c, writer))
     }
     .await;
     drop(permit);
     let mut conn = match conn {
-        Ok(c) => c,
+        Ok((c, writer)) => {
+            let _ = ready.send(Ok(writer)).await;
+            c
+        }
         Err(e) => {
             let _ = ready.send(Err(e)).await;
             return Ok(SendStats::default());
         }
     };
-    let _ = ready.send(Ok(())).await;
     while !*go.borrow_and_update() {
         go.changed().await?;
     }
@@ -321,39 +352,22 @@ async fn sender(
         first_send: now_ns(),
         ..SendStats::default()
     };
-    let start = Instant::now();
-    let start_ns = st.first_send;
-    // Intended send time of message `seq`, ns after `start`, when paced.
-    let due = |seq: u64| spec.rate.map(|r| ((seq as f64 + phase) / r * 1e9) as u64);
     let mut out = Vec::with_capacity(64 * 1024);
-    let mut sent = 0u64;
+    let mut sent = if paced { spec.msgs } else { 0 };
     while st.acked < spec.msgs {
-        let now = now_ns();
-        let mut allowed = spec
+        let allowed = spec
             .window
             .saturating_sub(sent - st.acked)
             .min(spec.msgs - sent);
-        if spec.rate.is_some() {
-            let elapsed = now - start_ns;
-            let mut n = 0;
-            while n < allowed && due(sent + n).is_some_and(|d| d <= elapsed) {
-                st.max_lag = st.max_lag.max(elapsed - due(sent + n).unwrap_or(0));
-                n += 1;
-            }
-            allowed = n;
-        }
         if allowed > 0 {
             out.clear();
+            let now = now_ns();
             for seq in sent..sent + allowed {
                 wire::msg(&mut out, &spec.to, k, seq, now, spec.pad);
             }
             conn.stream.write_all(&out).await?;
             sent += allowed;
         }
-        let next_due = due(sent)
-            .filter(|_| sent < spec.msgs && sent - st.acked < spec.window)
-            .map(|d| start + Duration::from_nanos(d));
-        let wake = next_due.unwrap_or(deadline).min(deadline);
         tokio::select! {
             r = conn.read_lines(|line, now| match wire::classify(line) {
                 Incoming::Ok { delivered } => {
@@ -372,11 +386,7 @@ async fn sender(
                     bail!("server closed sender s{k} after {} replies", st.acked);
                 }
             }
-            _ = tokio::time::sleep_until(wake.into()) => {
-                if Instant::now() >= deadline {
-                    break;
-                }
-            }
+            _ = tokio::time::sleep_until(deadline.into()) => break,
         }
     }
     Ok(st)

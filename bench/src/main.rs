@@ -9,6 +9,7 @@ mod client;
 mod flow;
 mod idle;
 mod order;
+mod pacer;
 mod relay;
 mod report;
 mod scenario;

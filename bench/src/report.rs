@@ -41,8 +41,11 @@ impl Report {
 
     pub fn print(&self) {
         println!("[{} / {}] {}", self.scenario, self.target, self.summary);
+        // Other work on a shared machine moves every figure: say how busy it was.
+        let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+        let load1 = load.split_whitespace().next().unwrap_or("na");
         let mut line = format!(
-            "chatbench scenario={} target={}",
+            "chatbench scenario={} target={} load1={load1}",
             self.scenario, self.target
         );
         for (k, v) in &self.fields {

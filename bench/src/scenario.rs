@@ -28,12 +28,12 @@ pub async fn pairs(cli: &Cli, t: &Target) -> Result<Report> {
                 to: format!("r{i}"),
                 msgs: cli.msgs,
                 window: cli.window,
-                rate: None,
                 pad: 0,
             })
             .collect(),
         receivers: (0..cli.pairs).map(|i| vec![i]).collect(),
         stalled: 0,
+        rate: None,
         deadline: deadline(cli),
     };
     let f = flow::run(t, spec).await?;
@@ -51,11 +51,11 @@ fn broadcast(cli: &Cli, receivers: u32, msgs: u64, pad: usize, stalled: usize) -
             to: "*".into(),
             msgs,
             window: cli.window,
-            rate: None,
             pad,
         }],
         receivers: (0..receivers).map(|_| vec![0]).collect(),
         stalled,
+        rate: None,
         deadline: deadline(cli),
     }
 }
@@ -72,20 +72,19 @@ pub async fn fanout(cli: &Cli, t: &Target) -> Result<Report> {
 
 pub async fn latency(cli: &Cli, t: &Target) -> Result<Report> {
     let per_sender = (cli.latency_msgs / u64::from(cli.pairs)).max(1);
-    let rate = cli.rate / f64::from(cli.pairs);
     let spec = FlowSpec {
         senders: (0..cli.pairs)
             .map(|i| SenderSpec {
                 to: format!("r{i}"),
                 msgs: per_sender,
-                // Paced senders never wait for replies unless the server falls far behind.
-                window: 4096,
-                rate: Some(rate),
+                // The pacer writes on schedule; replies are only counted.
+                window: per_sender,
                 pad: 0,
             })
             .collect(),
         receivers: (0..cli.pairs).map(|i| vec![i]).collect(),
         stalled: 0,
+        rate: Some(cli.rate),
         deadline: deadline(cli),
     };
     let f = flow::run(t, spec).await?;
@@ -94,6 +93,7 @@ pub async fn latency(cli: &Cli, t: &Target) -> Result<Report> {
     r.set("target_rate", cli.rate);
     report::flow(&mut r, &f, "msg");
     r.set_f("pacing_max_lag_us", Some(f.max_lag_ns as f64 / 1000.0));
+    r.set("pacer_stalls", f.pacer_stalls);
     Ok(r)
 }
 
