@@ -25,7 +25,7 @@ trap 'rm -f "$out"' EXIT
     --receivers 20 --fanout-msgs 50 \
     --rate 2000 --latency-msgs 1000 \
     --idle-conns 50 --idle-secs 1 \
-    --slow-receivers 2 --slow-msgs 300 --slow-pad 100 \
+    --slow-receivers 2 --slow-msgs 300 --slow-pad 100 --slow-hold 1 \
     --deadline 60 | tee "$out"
 
 # Every scenario must have produced a machine line for both servers, and ratios.

@@ -96,6 +96,10 @@ pub struct Cli {
     /// slow: padding bytes per body, so the stalled backlog dwarfs socket buffers.
     #[arg(long, default_value_t = 1000)]
     pub slow_pad: usize,
+    /// slow: seconds the stalled receiver keeps not reading after the run (longer than
+    /// chatd's `--slow-consumer-grace`, 5 s by default, to see it cut off).
+    #[arg(long, default_value_t = 6)]
+    pub slow_hold: u64,
     /// Seconds each scenario run may take before it stops and reports what it has.
     #[arg(long, default_value_t = 120)]
     pub deadline: u64,

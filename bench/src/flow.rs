@@ -45,6 +45,8 @@ pub struct FlowSpec {
     pub receivers: Vec<Vec<u32>>,
     /// Receivers that log in and then never read again.
     pub stalled: usize,
+    /// How long stalled receivers keep not reading after the run.
+    pub stalled_hold: Duration,
     /// Total messages per second, written by the [`pacer`] thread; `None`: each sender
     /// writes as fast as its window allows.
     pub rate: Option<f64>,
@@ -219,6 +221,17 @@ pub async fn run(target: &Target, spec: FlowSpec) -> Result<FlowResult> {
     out.rss_before = rss0;
     if let Some(h) = sampler {
         out.rss_peak = h.await.ok();
+    }
+    if !stalled.is_empty() {
+        // Keep not reading for longer than the server's slow-consumer grace, watching its
+        // memory, so a server that cuts slow consumers off has had the time to.
+        let (hold_tx, hold_rx) = watch::channel(false);
+        let sampler = target.pid.map(|pid| tokio::spawn(sample_rss(pid, hold_rx)));
+        tokio::time::sleep(spec.stalled_hold).await;
+        hold_tx.send_replace(true);
+        if let Some(h) = sampler {
+            out.rss_peak = out.rss_peak.max(h.await.ok());
+        }
     }
     for mut c in stalled {
         // Read what waited for the stalled receiver, briefly: the server either kept it

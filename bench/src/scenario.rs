@@ -33,6 +33,7 @@ pub async fn pairs(cli: &Cli, t: &Target) -> Result<Report> {
             .collect(),
         receivers: (0..cli.pairs).map(|i| vec![i]).collect(),
         stalled: 0,
+        stalled_hold: Duration::ZERO,
         rate: None,
         deadline: deadline(cli),
     };
@@ -55,6 +56,7 @@ fn broadcast(cli: &Cli, receivers: u32, msgs: u64, pad: usize, stalled: usize) -
         }],
         receivers: (0..receivers).map(|_| vec![0]).collect(),
         stalled,
+        stalled_hold: Duration::from_secs(cli.slow_hold),
         rate: None,
         deadline: deadline(cli),
     }
@@ -84,6 +86,7 @@ pub async fn latency(cli: &Cli, t: &Target) -> Result<Report> {
             .collect(),
         receivers: (0..cli.pairs).map(|i| vec![i]).collect(),
         stalled: 0,
+        stalled_hold: Duration::ZERO,
         rate: Some(cli.rate),
         deadline: deadline(cli),
     };
@@ -130,17 +133,21 @@ pub async fn slow(cli: &Cli, t: &Target) -> Result<Report> {
     // Copies the stalled receiver's queue accepted: every `ok` counts it while it has room.
     let stalled_accepted = f.delivered.saturating_sub(u64::from(n) * m);
     r.set("stalled_accepted", stalled_accepted);
+    // What the stalled receiver's queue may hold: queue_len event lines of about this size.
+    let line_bytes = pad as u64 + 110;
+    r.set("queue_bound_kib", cli.queue_len as u64 * line_bytes / 1024);
     r.set("stalled_bytes_read_after", f.stalled_bytes);
     r.set("stalled_cut_off", f.stalled_closed);
     r.summary = format!(
         "{}; with one stalled receiver: others' rate x{:.2} and p99 x{:.2} of the run \
-         without it; server RSS grew {} KiB (vs {} KiB without); stalled queue accepted {} \
-         copies, {} bytes waited for it, cut off: {}",
+         without it; server RSS grew {} KiB (vs {} KiB without; queue bound ~{} KiB); stalled \
+         queue accepted {} copies, {} bytes waited for it, cut off: {}",
         r.summary,
         rate / base_rate,
         p99(&f) / p99(&base).max(1.0),
         growth.map_or("na".into(), |g| g.to_string()),
         base_growth.map_or("na".into(), |g| g.to_string()),
+        cli.queue_len as u64 * line_bytes / 1024,
         stalled_accepted,
         f.stalled_bytes,
         if f.stalled_closed > 0 { "yes" } else { "no" },
