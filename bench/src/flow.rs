@@ -26,12 +26,22 @@ use tokio::task::JoinSet;
 /// At most this many connects and logins at once: a burst of thousands overflows the
 /// server's accept backlog and turns into SYN retries, which measures the kernel, not chatd.
 pub const LOGIN_CONCURRENCY: usize = 128;
+/// Numbers the flow runs of this process: names carry it, so a run never collides with the
+/// sessions of the previous one that the server may still be closing.
+static RUN: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+
+/// A fresh run number for client names.
+pub fn next_run() -> u32 {
+    RUN.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+}
+
 /// How long receivers wait for stragglers after the last reply.
 const GRACE: Duration = Duration::from_secs(3);
 
 /// One sending connection.
 pub struct SenderSpec {
-    pub to: String,
+    /// A receiver's index, or `None` to broadcast (`*`).
+    pub to: Option<u32>,
     pub msgs: u64,
     pub window: u64,
     /// Bytes of padding per body.
@@ -100,6 +110,7 @@ pub struct FlowResult {
 /// Runs `spec` against `target`.
 pub async fn run(target: &Target, spec: FlowSpec) -> Result<FlowResult> {
     let addr = target.addr;
+    let run = next_run();
     let deadline = Instant::now() + spec.deadline;
     let logins = Arc::new(Semaphore::new(LOGIN_CONCURRENCY));
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -114,23 +125,37 @@ pub async fn run(target: &Target, spec: FlowSpec) -> Result<FlowResult> {
             .map(|k| (k, OrderCheck::new(msgs_of[k as usize])))
             .collect();
         let (ready, stop, logins) = (ready_tx.clone(), stop_rx.clone(), logins.clone());
-        receivers.spawn(receiver(addr, format!("r{i}"), checks, ready, stop, logins));
+        receivers.spawn(receiver(
+            addr,
+            format!("r{run}x{i}"),
+            checks,
+            ready,
+            stop,
+            logins,
+        ));
     }
     let mut stalled = Vec::new();
     for i in 0..spec.stalled {
         let mut c = Conn::connect(addr, 64 * 1024).await?;
-        c.login(&format!("stall{i}")).await?;
+        c.login(&format!("stall{run}x{i}")).await?;
         stalled.push(c);
     }
     let paced = spec.rate.is_some();
-    let to: Vec<String> = spec.senders.iter().map(|s| s.to.clone()).collect();
+    let to: Vec<String> = spec
+        .senders
+        .iter()
+        .map(|s| s.to.map_or("*".into(), |i| format!("r{run}x{i}")))
+        .collect();
     let per_sender = spec.senders.first().map_or(0, |s| s.msgs);
     let mut senders = JoinSet::new();
     for (k, s) in spec.senders.into_iter().enumerate() {
         let (ready, go, logins) = (ready_tx.clone(), go_rx.clone(), logins.clone());
-        senders.spawn(sender(
-            addr, k as u32, s, paced, ready, go, logins, deadline,
-        ));
+        let who = Who {
+            k: k as u32,
+            name: format!("s{run}x{k}"),
+            to: to[k].clone(),
+        };
+        senders.spawn(sender(addr, who, s, paced, ready, go, logins, deadline));
     }
     drop(ready_tx);
     let expected_ready = receivers.len() + senders.len();
@@ -325,10 +350,17 @@ async fn receiver(
     Ok(st)
 }
 
+/// A sender's identity: its index (carried in bodies), its name, and its recipient.
+struct Who {
+    k: u32,
+    name: String,
+    to: String,
+}
+
 #[allow(clippy::too_many_arguments)]
 async fn sender(
     addr: SocketAddr,
-    k: u32,
+    Who { k, name, to }: Who,
     spec: SenderSpec,
     paced: bool,
     ready: mpsc::Sender<Ready>,
@@ -339,7 +371,7 @@ async fn sender(
     let permit = logins.acquire_owned().await?;
     let conn = async {
         let mut c = Conn::connect(addr, 64 * 1024).await?;
-        c.login(&format!("s{k}")).await?;
+        c.login(&name).await?;
         let writer = match paced {
             true => Some((k, socket2::SockRef::from(&c.stream).try_clone()?.into())),
             false => None,
@@ -376,7 +408,7 @@ async fn sender(
             out.clear();
             let now = now_ns();
             for seq in sent..sent + allowed {
-                wire::msg(&mut out, &spec.to, k, seq, now, spec.pad);
+                wire::msg(&mut out, &to, k, seq, now, spec.pad);
             }
             conn.stream.write_all(&out).await?;
             sent += allowed;
@@ -396,7 +428,7 @@ async fn sender(
                 _ => {}
             }) => {
                 if !r? {
-                    bail!("server closed sender s{k} after {} replies", st.acked);
+                    bail!("server closed sender {name} after {} replies", st.acked);
                 }
             }
             _ = tokio::time::sleep_until(deadline.into()) => break,

@@ -30,6 +30,7 @@ pub async fn idle(cli: &Cli, t: &Target, conns: u32) -> Result<Report> {
     let logins = Arc::new(Semaphore::new(LOGIN_CONCURRENCY));
     let (stop_tx, stop_rx) = watch::channel(false);
     let (ready_tx, mut ready_rx) = mpsc::channel::<Result<()>>(1024);
+    let run = crate::flow::next_run();
     let started = Instant::now();
     let mut tasks = tokio::task::JoinSet::new();
     for i in 0..conns {
@@ -44,7 +45,7 @@ pub async fn idle(cli: &Cli, t: &Target, conns: u32) -> Result<Report> {
             let permit = logins.acquire_owned().await;
             let conn = async {
                 let mut c = Conn::connect(addr, IDLE_BUF).await?;
-                c.login(&format!("idle{i}")).await?;
+                c.login(&format!("idle{run}x{i}")).await?;
                 Ok::<_, anyhow::Error>(c)
             }
             .await;

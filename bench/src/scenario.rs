@@ -25,7 +25,7 @@ pub async fn pairs(cli: &Cli, t: &Target) -> Result<Report> {
     let spec = FlowSpec {
         senders: (0..cli.pairs)
             .map(|i| SenderSpec {
-                to: format!("r{i}"),
+                to: Some(i),
                 msgs: cli.msgs,
                 window: cli.window,
                 pad: 0,
@@ -49,7 +49,7 @@ pub async fn pairs(cli: &Cli, t: &Target) -> Result<Report> {
 fn broadcast(cli: &Cli, receivers: u32, msgs: u64, pad: usize, stalled: usize) -> FlowSpec {
     FlowSpec {
         senders: vec![SenderSpec {
-            to: "*".into(),
+            to: None,
             msgs,
             window: cli.window,
             pad,
@@ -77,7 +77,7 @@ pub async fn latency(cli: &Cli, t: &Target) -> Result<Report> {
     let spec = FlowSpec {
         senders: (0..cli.pairs)
             .map(|i| SenderSpec {
-                to: format!("r{i}"),
+                to: Some(i),
                 msgs: per_sender,
                 // The pacer writes on schedule; replies are only counted.
                 window: per_sender,
