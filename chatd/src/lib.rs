@@ -2,6 +2,7 @@
 //! until a shutdown future completes. `main.rs` only parses flags, sets up logging, binds and
 //! calls `run`; tests can do the same in-process.
 //!
+//! - [`admin`]: the admin channel's Unix socket, credential check and event stream.
 //! - [`config`]: flags into a validated [`Config`](config::Config).
 //! - [`listener`]: binding, the accept loop, the connection limit.
 //! - [`session`]: one task per connection.
@@ -10,6 +11,7 @@
 //! - [`rate`]: the per-session token bucket.
 //! - [`stats`]: server-wide counters.
 
+pub mod admin;
 pub mod config;
 pub mod listener;
 pub mod mailbox;
@@ -45,6 +47,17 @@ pub fn now_ms() -> u64 {
 /// `bye shutdown` after what it was already owed, and returns once every session has ended
 /// (each within the drain timeout).
 pub async fn run(listeners: Vec<TcpListener>, config: Config, shutdown: impl Future<Output = ()>) {
+    run_with_admin(listeners, None, config, shutdown).await
+}
+
+/// [`run`], also serving the admin channel on `admin` (whose socket file is removed when
+/// this returns).
+pub async fn run_with_admin(
+    listeners: Vec<TcpListener>,
+    admin: Option<admin::AdminListener>,
+    config: Config,
+    shutdown: impl Future<Output = ()>,
+) {
     let registry = Registry::new(config.queue_len);
     let slots = Arc::new(Semaphore::new(config.max_clients));
     let drain = config.drain_timeout;
@@ -59,6 +72,14 @@ pub async fn run(listeners: Vec<TcpListener>, config: Config, shutdown: impl Fut
             l,
             shared.clone(),
             slots.clone(),
+            tracker.clone(),
+            stop.clone(),
+        ));
+    }
+    if let Some(admin) = admin {
+        tracker.spawn(admin::run(
+            admin,
+            registry.clone(),
             tracker.clone(),
             stop.clone(),
         ));

@@ -74,6 +74,10 @@ pub async fn run(
         let Ok(permit) = slots.clone().try_acquire_owned() else {
             crate::stats::Stats::add(&shared.registry.stats().refused, 1);
             shared.registry.stats().error(ErrorCode::ServerFull);
+            shared
+                .registry
+                .events()
+                .error(peer, None, ErrorCode::ServerFull);
             warn!(%peer, max_clients = shared.config.max_clients, "server full, refusing connection");
             if let Ok(p) = refusing.clone().try_acquire_owned() {
                 let max = shared.config.max_clients;
@@ -86,10 +90,7 @@ pub async fn run(
         };
         configure(&stream, &shared);
         let shared = shared.clone();
-        tracker.spawn(async move {
-            session::run(stream, peer, shared).await;
-            drop(permit);
-        });
+        tracker.spawn(session::run(stream, peer, shared, permit));
     }
 }
 

@@ -69,6 +69,10 @@ async fn serve(config: Config) -> ExitCode {
             }
         }
     }
+    let admin = match bind_admin(&config) {
+        Ok(a) => a,
+        Err(code) => return code,
+    };
     for l in &listeners {
         match l.local_addr() {
             Ok(a) => info!("listening on {a}"),
@@ -82,8 +86,21 @@ async fn serve(config: Config) -> ExitCode {
             return ExitCode::from(EXIT_RUNTIME);
         }
     };
-    chatd::run(listeners, config, stop).await;
+    chatd::run_with_admin(listeners, Some(admin), config, stop).await;
     ExitCode::SUCCESS
+}
+
+/// Sets up the admin socket (before the "listening on" lines, so whoever waits for those can
+/// use chatctl at once).
+fn bind_admin(config: &Config) -> Result<chatd::admin::AdminListener, ExitCode> {
+    chatd::admin::bind(config.admin_socket.as_deref()).map_err(|e| {
+        eprintln!("chatd: {e}");
+        ExitCode::from(if e.is_usage() {
+            EXIT_USAGE
+        } else {
+            EXIT_LISTEN
+        })
+    })
 }
 
 /// A future that completes on SIGTERM (systemd's stop) or SIGINT (Ctrl-C).

@@ -27,6 +27,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
+use tokio::sync::OwnedSemaphorePermit;
 use tracing::{debug, info};
 
 /// Output bytes pending before the session stops reading requests and taking queued lines.
@@ -46,8 +47,15 @@ pub struct Shared {
     pub config: Config,
 }
 
-/// Serves one connection until it closes.
-pub async fn run(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
+/// Serves one connection until it closes. `slot` is this connection's place under the
+/// connection limit, freed just before the final log line so that a client which saw that
+/// line can count on the slot being free.
+pub async fn run(
+    stream: TcpStream,
+    peer: SocketAddr,
+    shared: Arc<Shared>,
+    slot: OwnedSemaphorePermit,
+) {
     let guard = shared.registry.connect(peer);
     info!(%peer, "connected");
     let now = Instant::now();
@@ -65,10 +73,11 @@ pub async fn run(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
             full_since: None,
             closing: None,
             dead: None,
-            bytes_in: 0,
+            batch: Batch::default(),
         },
     };
     session.serve().await;
+    session.finish(slot).await;
 }
 
 struct Session {
@@ -92,7 +101,16 @@ struct Core {
     closing: Option<Closing>,
     /// The socket failed; the session ends without flushing.
     dead: Option<LeaveReason>,
+    batch: Batch,
+}
+
+/// Counts gathered over one read batch and added to the shared counters once, so that
+/// sessions on different cores do not fight over those cache lines for every message.
+#[derive(Default)]
+struct Batch {
     bytes_in: u64,
+    messages: u64,
+    delivered: u64,
 }
 
 /// A session on its way out: it reads nothing more and owes its client what was queued,
@@ -131,11 +149,14 @@ impl Session {
             tokio::select! {
                 biased;
                 _ = poll_fn(|cx| conn.mailbox.poll_ready(cx, room)) => {}
-                r = self.stream.readable(), if want_read => match r {
+                // poll_*_ready keep one waker slot per direction in the socket's registration,
+                // where readable()/writable() would add and remove a waiter list node on every
+                // turn of this loop.
+                r = poll_fn(|cx| self.stream.poll_read_ready(cx)), if want_read => match r {
                     Ok(()) => self.read(),
                     Err(e) => self.core.fail(&e),
                 },
-                r = self.stream.writable(), if want_write => match r {
+                r = poll_fn(|cx| self.stream.poll_write_ready(cx)), if want_write => match r {
                     Ok(()) => self.write(),
                     Err(e) => self.core.fail(&e),
                 },
@@ -145,7 +166,6 @@ impl Session {
                 }
             }
         }
-        self.finish().await;
     }
 
     /// Reads what is there (a bounded amount) and serves every complete line in it.
@@ -166,7 +186,7 @@ impl Session {
                     break;
                 }
                 Ok(n) => {
-                    self.core.bytes_in += n as u64;
+                    self.core.batch.bytes_in += n as u64;
                     let core = &mut self.core;
                     self.decoder
                         .feed(&buf[..n], |frame| core.on_frame(frame, now, ts));
@@ -185,10 +205,12 @@ impl Session {
         let since_connect = now.saturating_duration_since(conn.connected_instant);
         conn.last_active_ms
             .store(since_connect.as_millis() as u64, Ordering::Relaxed);
-        Stats::add(
-            &self.core.shared.registry.stats().bytes_in,
-            std::mem::take(&mut self.core.bytes_in),
-        );
+        let batch = std::mem::take(&mut self.core.batch);
+        conn.sent.fetch_add(batch.messages, Ordering::Relaxed);
+        let stats = self.core.shared.registry.stats();
+        Stats::add(&stats.bytes_in, batch.bytes_in);
+        Stats::add(&stats.messages, batch.messages);
+        Stats::add(&stats.delivered, batch.delivered);
     }
 
     /// Writes as much pending output as the socket takes without waiting.
@@ -207,26 +229,30 @@ impl Session {
         }
     }
 
-    /// Ends the connection: logs why, then closes gracefully unless the socket failed.
-    async fn finish(&mut self) {
-        let core = &mut self.core;
+    /// Ends the connection: closes gracefully unless the socket failed, frees the slot, then
+    /// logs why.
+    async fn finish(&mut self, slot: OwnedSemaphorePermit) {
+        let core = &self.core;
         let reason = core
             .dead
             .or(core.closing.as_ref().map(|c| c.reason))
             .unwrap_or(LeaveReason::Disconnect);
         if let Some(reason) = core.dead {
             core.shared.registry.leave(&core.guard.conn, reason);
+        } else {
+            self.linger().await;
         }
-        match &core.name {
-            Some(user) => info!(peer = %core.peer, %user, %reason, "disconnected"),
-            None => info!(peer = %core.peer, %reason, "disconnected before login"),
+        drop(slot);
+        match &self.core.name {
+            Some(user) => info!(peer = %self.core.peer, %user, %reason, "disconnected"),
+            None => info!(peer = %self.core.peer, %reason, "disconnected before login"),
         }
-        if core.dead.is_some() {
-            return;
-        }
-        // Send our FIN, then wait briefly for the client's, discarding anything it still
-        // sends: closing with unread input would reset the connection and could destroy the
-        // last lines (the `bye`) before the client reads them.
+    }
+
+    /// Sends our FIN, then waits briefly for the client's, discarding anything it still
+    /// sends: closing with unread input would reset the connection and could destroy the
+    /// last lines (the `bye`) before the client reads them.
+    async fn linger(&mut self) {
         let _ = self.stream.shutdown().await;
         let _ = tokio::time::timeout(LINGER, async {
             let mut sink = [0u8; 4096];
@@ -281,7 +307,7 @@ impl Core {
         let now = Instant::now();
         match taken.close {
             Some(CloseRequest::Kicked(message)) => {
-                info!(peer = %self.peer, user = self.user(), "kicked by the administrator");
+                info!(peer = %self.peer, user = %self.user(), "kicked by the administrator");
                 self.begin_close(
                     Some((ByeReason::Kicked, message)),
                     LeaveReason::Kicked,
@@ -347,7 +373,7 @@ impl Core {
         }
         if let Some(since) = self.full_since {
             if now >= since + self.shared.config.slow_consumer_grace {
-                info!(peer = %self.peer, user = self.user(), "slow consumer: queue full too long, cutting off");
+                info!(peer = %self.peer, user = %self.user(), "slow consumer: queue full too long, cutting off");
                 self.begin_close(
                     Some((ByeReason::SlowConsumer, None)),
                     LeaveReason::SlowConsumer,
@@ -418,8 +444,11 @@ impl Core {
     }
 
     fn error(&mut self, id: Option<&RawValue>, code: ErrorCode, message: &str) {
-        info!(peer = %self.peer, user = self.user(), %code, "error reply");
+        info!(peer = %self.peer, user = %self.user(), %code, "error reply");
         self.registry().stats().error(code);
+        self.registry()
+            .events()
+            .error(self.peer, self.name.as_ref(), code);
         encode::error(&mut self.out, id, code, message);
     }
 
@@ -523,7 +552,6 @@ impl Core {
     }
 
     fn send(&mut self, id: Option<&RawValue>, me: &Name, to: Target<'_>, body: &RawValue, ts: u64) {
-        let stats = self.shared.registry.stats();
         let delivered = match to {
             Target::All => self.registry().broadcast(self.conn(), body, ts),
             Target::User(to) => match self.registry().deliver(me, &to, body, ts) {
@@ -543,9 +571,8 @@ impl Core {
                 }
             },
         };
-        self.conn().sent.fetch_add(1, Ordering::Relaxed);
-        Stats::add(&stats.messages, 1);
-        Stats::add(&stats.delivered, delivered as u64);
+        self.batch.messages += 1;
+        self.batch.delivered += delivered as u64;
         encode::ok_delivered(&mut self.out, id, delivered);
     }
 }
