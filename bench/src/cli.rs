@@ -103,6 +103,10 @@ pub struct Cli {
     /// Seconds each scenario run may take before it stops and reports what it has.
     #[arg(long, default_value_t = 120)]
     pub deadline: u64,
+    /// Message scenarios: alternate relay and target runs this many times and print the
+    /// median figures and ratios (short runs on a shared machine are noisy).
+    #[arg(long, default_value_t = 1)]
+    pub repeat: usize,
     /// Worker threads of the generator (1 = a current-thread runtime, the cheapest).
     #[arg(long, default_value_t = 1)]
     pub threads: usize,

@@ -130,11 +130,19 @@ async fn all(cli: &Cli) -> Result<bool> {
     };
     let mut clean = true;
     for &s in scenarios {
+        // Idle runs once per size; message scenarios alternate relay and target `repeat`
+        // times, so a change in the machine's load hits both alike.
         let rounds: Vec<Option<u32>> = if s == Scenario::Idle {
             cli.idle_conns.iter().map(|&c| Some(c)).collect()
         } else {
-            vec![None]
+            vec![None; cli.repeat.max(1)]
         };
+        let keys: &[&str] = if s == Scenario::Idle {
+            &["rss_kib_per_conn", "login_s", "idle_cpu_pct"]
+        } else {
+            scenario::FLOW_RATIOS
+        };
+        let mut pairs: Vec<(Report, Report)> = Vec::new();
         for conns in rounds {
             let mut reports: Vec<Report> = Vec::new();
             for &w in &whiches {
@@ -155,14 +163,15 @@ async fn all(cli: &Cli) -> Result<bool> {
                     .all(|k| r.get(k).unwrap_or(0.0) == 0.0);
                 reports.push(r);
             }
-            if let [relay, t] = &reports[..] {
-                let keys: &[&str] = if s == Scenario::Idle {
-                    &["rss_kib_per_conn", "login_s", "idle_cpu_pct"]
-                } else {
-                    scenario::FLOW_RATIOS
-                };
-                report::ratios(t, relay, keys);
+            if let [_, _] = &reports[..] {
+                let t = reports.pop().expect("two reports");
+                let relay = reports.pop().expect("two reports");
+                report::ratios(&t, &relay, keys);
+                pairs.push((relay, t));
             }
+        }
+        if pairs.len() > 1 && s != Scenario::Idle {
+            report::medians(&pairs, keys);
         }
     }
     Ok(clean)

@@ -152,3 +152,72 @@ pub fn ratios(t: &Report, relay: &Report, keys: &[&'static str]) {
     );
     println!("{line}");
 }
+
+/// The median of `v` (the mean of the middle two for an even count); `None` when empty.
+pub fn median(mut v: Vec<f64>) -> Option<f64> {
+    if v.is_empty() {
+        return None;
+    }
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    Some(if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    })
+}
+
+/// After repeated alternating runs: the median of each figure for both servers, and the
+/// median of the per-run ratios (each ratio taken within one alternation).
+pub fn medians(runs: &[(Report, Report)], keys: &[&'static str]) {
+    let (scenario, target) = (runs[0].1.scenario, runs[0].1.target.clone());
+    let mut line = format!(
+        "chatbench-median scenario={scenario} of={target}/relay runs={}",
+        runs.len()
+    );
+    let mut human = Vec::new();
+    for &k in keys {
+        let pick = |f: &dyn Fn(&(Report, Report)) -> Option<f64>| {
+            median(runs.iter().filter_map(f).collect())
+        };
+        let relay = pick(&|(r, _)| r.get(k));
+        let t = pick(&|(_, t)| t.get(k));
+        let ratio = pick(&|(r, t)| Some(t.get(k)? / r.get(k).filter(|&v| v > 0.0)?));
+        if let (Some(relay), Some(t), Some(ratio)) = (relay, t, ratio) {
+            let _ = write!(
+                line,
+                " {k}={t:.3} relay_{k}={relay:.3} ratio_{k}={ratio:.3}"
+            );
+            human.push(format!("{k} {t:.3} (relay {relay:.3}, x{ratio:.2})"));
+        }
+    }
+    println!(
+        "[{scenario} / {target} vs relay, median of {}] {}",
+        runs.len(),
+        human.join(", ")
+    );
+    println!("{line}");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn median_of_odd_and_even_counts() {
+        assert_eq!(median(vec![3.0, 1.0, 2.0]), Some(2.0));
+        assert_eq!(median(vec![4.0, 1.0, 3.0, 2.0]), Some(2.5));
+        assert_eq!(median(vec![]), None);
+    }
+
+    #[test]
+    fn reports_give_back_their_numbers() {
+        let mut r = Report::new("pairs", "chatd");
+        r.set("rate", 1000);
+        r.set_f("p99_us", Some(12.3456));
+        r.set_f("cpu", None);
+        assert_eq!(r.get("rate"), Some(1000.0));
+        assert_eq!(r.get("p99_us"), Some(12.346));
+        assert_eq!(r.get("cpu"), None);
+    }
+}
