@@ -15,6 +15,7 @@ mod report;
 mod scenario;
 mod stats;
 mod target;
+mod tasks;
 mod wire;
 
 use anyhow::{Context, Result};
