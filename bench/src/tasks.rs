@@ -1,0 +1,180 @@
+//! The two kinds of bench client in a flow: a receiver (log in, read, check order, record
+//! latency) and a sender (log in, wait for the start, keep `window` requests in flight, count
+//! the replies). See [`crate::flow`] for how a run puts them together.
+
+use crate::client::{Conn, now_ns};
+use crate::flow::{Ready, SenderSpec};
+use crate::order::{OrderCheck, OrderSummary};
+use crate::stats::Histogram;
+use crate::wire::{self, Incoming};
+use anyhow::{Result, bail};
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+use tokio::io::AsyncWriteExt;
+use tokio::sync::{Semaphore, mpsc, watch};
+
+#[derive(Default)]
+pub struct SendStats {
+    pub acked: u64,
+    pub delivered: u64,
+    pub errors: BTreeMap<String, u64>,
+    pub first_send: u64,
+    pub last_reply: u64,
+}
+
+#[derive(Default)]
+pub struct RecvStats {
+    pub hist: Histogram,
+    pub order: OrderSummary,
+    pub lines: u64,
+    pub foreign: u64,
+    pub byes: u64,
+    pub last_recv: u64,
+}
+
+/// Everything measured in one flow run.
+pub async fn receiver(
+    addr: SocketAddr,
+    name: String,
+    mut checks: Vec<(u32, OrderCheck)>,
+    ready: mpsc::Sender<Ready>,
+    mut stop: watch::Receiver<bool>,
+    logins: Arc<Semaphore>,
+) -> Result<RecvStats> {
+    let permit = logins.acquire_owned().await?;
+    let conn = async {
+        let mut c = Conn::connect(addr, 64 * 1024).await?;
+        c.login(&name).await?;
+        Ok::<_, anyhow::Error>(c)
+    }
+    .await;
+    drop(permit);
+    let mut conn = match conn {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = ready.send(Err(e)).await;
+            return Ok(RecvStats::default());
+        }
+    };
+    let _ = ready.send(Ok(None)).await;
+    let mut st = RecvStats::default();
+    let mut complete = checks.iter().all(|(_, c)| c.complete());
+    while !complete {
+        tokio::select! {
+            r = conn.read_lines(|line, now| {
+                st.lines += 1;
+                match wire::classify(line) {
+                    Incoming::Msg { sender, seq, t_ns } => {
+                        st.last_recv = now;
+                        st.hist.record(now.saturating_sub(t_ns));
+                        match checks.iter_mut().find(|(k, _)| *k == sender) {
+                            Some((_, c)) => c.record(seq),
+                            None => st.foreign += 1,
+                        }
+                    }
+                    Incoming::Bye => st.byes += 1,
+                    _ => {}
+                }
+            }) => {
+                if !r.unwrap_or(false) {
+                    break;
+                }
+                complete = checks.iter().all(|(_, c)| c.complete());
+            }
+            _ = stop.changed() => break,
+        }
+    }
+    for (_, c) in &checks {
+        st.order.add(&c.summary());
+    }
+    Ok(st)
+}
+
+/// A sender's identity: its index (carried in bodies), its name, and its recipient.
+pub struct Who {
+    pub k: u32,
+    pub name: String,
+    pub to: String,
+}
+
+#[allow(clippy::too_many_arguments)]
+pub async fn sender(
+    addr: SocketAddr,
+    Who { k, name, to }: Who,
+    spec: SenderSpec,
+    paced: bool,
+    ready: mpsc::Sender<Ready>,
+    mut go: watch::Receiver<bool>,
+    logins: Arc<Semaphore>,
+    deadline: Instant,
+) -> Result<SendStats> {
+    let permit = logins.acquire_owned().await?;
+    let conn = async {
+        let mut c = Conn::connect(addr, 64 * 1024).await?;
+        c.login(&name).await?;
+        let writer = match paced {
+            true => Some((k, socket2::SockRef::from(&c.stream).try_clone()?.into())),
+            false => None,
+        };
+        Ok::<_, anyhow::Error>((c, writer))
+    }
+    .await;
+    drop(permit);
+    let mut conn = match conn {
+        Ok((c, writer)) => {
+            let _ = ready.send(Ok(writer)).await;
+            c
+        }
+        Err(e) => {
+            let _ = ready.send(Err(e)).await;
+            return Ok(SendStats::default());
+        }
+    };
+    while !*go.borrow_and_update() {
+        go.changed().await?;
+    }
+    let mut st = SendStats {
+        first_send: now_ns(),
+        ..SendStats::default()
+    };
+    let mut out = Vec::with_capacity(64 * 1024);
+    let mut sent = if paced { spec.msgs } else { 0 };
+    while st.acked < spec.msgs {
+        let allowed = spec
+            .window
+            .saturating_sub(sent - st.acked)
+            .min(spec.msgs - sent);
+        if allowed > 0 {
+            out.clear();
+            let now = now_ns();
+            for seq in sent..sent + allowed {
+                wire::msg(&mut out, &to, k, seq, now, spec.pad);
+            }
+            conn.stream.write_all(&out).await?;
+            sent += allowed;
+        }
+        tokio::select! {
+            r = conn.read_lines(|line, now| match wire::classify(line) {
+                Incoming::Ok { delivered } => {
+                    st.acked += 1;
+                    st.delivered += delivered.unwrap_or(0);
+                    st.last_reply = now;
+                }
+                Incoming::Error { code } => {
+                    st.acked += 1;
+                    *st.errors.entry(code.to_string()).or_default() += 1;
+                    st.last_reply = now;
+                }
+                _ => {}
+            }) => {
+                if !r? {
+                    bail!("server closed sender {name} after {} replies", st.acked);
+                }
+            }
+            _ = tokio::time::sleep_until(deadline.into()) => break,
+        }
+    }
+    Ok(st)
+}
