@@ -43,6 +43,10 @@ impl Conn {
     }
 }
 
+/// A session's memory of whom it last wrote to; see [`Registry::deliver_cached`].
+#[derive(Debug, Default)]
+pub struct RecipientCache(Option<(NameKey, Arc<Conn>)>);
+
 /// Why a login was refused by the registry.
 #[derive(Debug, PartialEq, Eq)]
 pub enum JoinError {
@@ -195,6 +199,9 @@ impl Registry {
         }
         users.by_key.remove(&key);
         users.sorted.remove(name);
+        // Under the lock, before anyone can look the name up again: a sender holding this
+        // connection in its RecipientCache is refused from now on and looks the name up.
+        conn.mailbox.seal();
         if !self.inner.shutting_down.load(Ordering::SeqCst) {
             let event = encode::leave_event(name.as_str(), reason);
             for other in users.by_key.values() {
@@ -213,15 +220,46 @@ impl Registry {
         body: &RawValue,
         ts_ms: u64,
     ) -> Result<(), DeliverError> {
+        self.deliver_cached(&mut RecipientCache::default(), from, to, body, ts_ms)
+    }
+
+    /// [`Registry::deliver`], remembering the recipient in `cache` so that a sender writing to
+    /// the same user again skips the shared lock: under load that lock's counter, bounced
+    /// between cores on every message, was the largest cost of a private message. A cached
+    /// recipient that has left has a sealed mailbox, which refuses the push; the name is then
+    /// looked up afresh (it may belong to someone new by now).
+    pub fn deliver_cached(
+        &self,
+        cache: &mut RecipientCache,
+        from: &Name,
+        to: &str,
+        body: &RawValue,
+        ts_ms: u64,
+    ) -> Result<(), DeliverError> {
         let key = NameKey::new(to).ok_or(DeliverError::UnknownUser)?;
-        let recipient = self.users_read().by_key.get(&key).cloned();
-        let recipient = recipient.ok_or(DeliverError::UnknownUser)?;
-        let to_name = recipient.name().ok_or(DeliverError::UnknownUser)?;
-        let line = encode::msg_event(from.as_str(), to_name.as_str(), body, ts_ms);
-        match recipient.mailbox.push(line) {
-            Push::Queued => Ok(()),
-            Push::Full => Err(DeliverError::Busy),
-            Push::Closed => Err(DeliverError::UnknownUser),
+        let mut fresh = false;
+        loop {
+            let recipient = match &cache.0 {
+                Some((k, conn)) if *k == key => conn.clone(),
+                _ => {
+                    let found = self.users_read().by_key.get(&key).cloned();
+                    let Some(conn) = found else {
+                        cache.0 = None;
+                        return Err(DeliverError::UnknownUser);
+                    };
+                    cache.0 = Some((key, conn.clone()));
+                    fresh = true;
+                    conn
+                }
+            };
+            let to_name = recipient.name().ok_or(DeliverError::UnknownUser)?;
+            let line = encode::msg_event(from.as_str(), to_name.as_str(), body, ts_ms);
+            match recipient.mailbox.push(line) {
+                Push::Queued => return Ok(()),
+                Push::Full => return Err(DeliverError::Busy),
+                Push::Closed if fresh => return Err(DeliverError::UnknownUser),
+                Push::Closed => cache.0 = None,
+            }
         }
     }
 
@@ -403,5 +441,36 @@ mod tests {
         drop(a);
         assert_eq!(r.connections(), 0);
         assert!(r.list().is_empty());
+    }
+
+    #[test]
+    fn a_cached_recipient_that_left_is_looked_up_again() {
+        let r = Registry::new(8);
+        let a = r.connect(addr());
+        let alice = Name::new("alice").unwrap();
+        r.join(&a.conn, alice.clone()).unwrap();
+        let b1 = r.connect(addr());
+        r.join(&b1.conn, Name::new("bob").unwrap()).unwrap();
+        let mut cache = RecipientCache::default();
+        assert_eq!(
+            r.deliver_cached(&mut cache, &alice, "bob", &raw("\"1\""), 1),
+            Ok(())
+        );
+        assert!(drain(&b1.conn).contains("\"1\""));
+        drop(b1);
+        assert_eq!(
+            r.deliver_cached(&mut cache, &alice, "bob", &raw("\"2\""), 2),
+            Err(DeliverError::UnknownUser)
+        );
+        let b2 = r.connect(addr());
+        r.join(&b2.conn, Name::new("Bob").unwrap()).unwrap();
+        assert_eq!(
+            r.deliver_cached(&mut cache, &alice, "BOB", &raw("\"3\""), 3),
+            Ok(())
+        );
+        assert_eq!(
+            drain(&b2.conn),
+            "{\"type\":\"msg\",\"from\":\"alice\",\"to\":\"Bob\",\"body\":\"3\",\"ts\":3}\n"
+        );
     }
 }

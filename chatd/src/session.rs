@@ -13,21 +13,24 @@
 use crate::config::Config;
 use crate::mailbox::{CloseRequest, Taken};
 use crate::rate::TokenBucket;
-use crate::registry::{Conn, ConnGuard, DeliverError, JoinError, Registry};
+use crate::registry::{Conn, ConnGuard, DeliverError, JoinError, RecipientCache, Registry};
 use crate::stats::Stats;
 use proto::codec::{Frame, LineDecoder};
 use proto::request::{self, Parsed, Request, Target};
 use proto::{ByeReason, ErrorCode, LeaveReason, Name, encode};
 use serde_json::value::RawValue;
-use std::future::poll_fn;
+use std::future::{Future, poll_fn};
 use std::io;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::task::Poll;
 use std::time::{Duration, Instant};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::sync::OwnedSemaphorePermit;
+use tokio::time::Sleep;
 use tracing::{debug, info};
 
 /// Output bytes pending before the session stops reading requests and taking queued lines.
@@ -74,6 +77,7 @@ pub async fn run(
             closing: None,
             dead: None,
             batch: Batch::default(),
+            recipient: RecipientCache::default(),
         },
     };
     session.serve().await;
@@ -102,6 +106,7 @@ struct Core {
     /// The socket failed; the session ends without flushing.
     dead: Option<LeaveReason>,
     batch: Batch,
+    recipient: RecipientCache,
 }
 
 /// Counts gathered over one read batch and added to the shared counters once, so that
@@ -125,9 +130,10 @@ struct Closing {
 impl Session {
     async fn serve(&mut self) {
         let conn = self.core.guard.conn.clone();
-        let sleep = tokio::time::sleep(Duration::ZERO);
-        tokio::pin!(sleep);
-        let mut armed: Option<Instant> = None;
+        // Allocated only while a deadline exists (before login, while the queue is full,
+        // while closing): an idle logged-in session carries no timer, neither in its memory
+        // nor in the timer wheel.
+        let mut timer: Option<(Instant, Pin<Box<Sleep>>)> = None;
         loop {
             self.core.pump();
             if !self.core.out.is_empty() && self.core.dead.is_none() {
@@ -136,12 +142,14 @@ impl Session {
             if self.core.dead.is_some() || self.core.finished() {
                 break;
             }
-            let deadline = self.core.deadline();
-            if deadline != armed {
-                if let Some(d) = deadline {
+            match (self.core.deadline(), &mut timer) {
+                (None, _) => timer = None,
+                (Some(d), Some((at, _))) if *at == d => {}
+                (Some(d), Some((at, sleep))) => {
                     sleep.as_mut().reset(d.into());
+                    *at = d;
                 }
-                armed = deadline;
+                (Some(d), None) => timer = Some((d, Box::pin(tokio::time::sleep_until(d.into())))),
             }
             let room = self.core.out.len() < OUT_HIGH_WATER;
             let want_read = room && self.core.closing.is_none();
@@ -160,8 +168,11 @@ impl Session {
                     Ok(()) => self.write(),
                     Err(e) => self.core.fail(&e),
                 },
-                _ = &mut sleep, if armed.is_some() => {
-                    armed = None;
+                _ = poll_fn(|cx| match &mut timer {
+                    Some((_, sleep)) => sleep.as_mut().poll(cx),
+                    None => Poll::Pending,
+                }), if timer.is_some() => {
+                    timer = None;
                     self.core.on_deadline(Instant::now());
                 }
             }
@@ -561,22 +572,28 @@ impl Core {
     fn send(&mut self, id: Option<&RawValue>, me: &Name, to: Target<'_>, body: &RawValue, ts: u64) {
         let delivered = match to {
             Target::All => self.registry().broadcast(self.conn(), body, ts),
-            Target::User(to) => match self.registry().deliver(me, &to, body, ts) {
-                Ok(()) => 1,
-                Err(DeliverError::UnknownUser) => {
-                    return self.error(
-                        id,
-                        ErrorCode::UnknownUser,
-                        &format!("{to} is not logged in"),
-                    );
+            Target::User(to) => {
+                match self
+                    .shared
+                    .registry
+                    .deliver_cached(&mut self.recipient, me, &to, body, ts)
+                {
+                    Ok(()) => 1,
+                    Err(DeliverError::UnknownUser) => {
+                        return self.error(
+                            id,
+                            ErrorCode::UnknownUser,
+                            &format!("{to} is not logged in"),
+                        );
+                    }
+                    Err(DeliverError::Busy) => {
+                        let msg = format!(
+                            "{to} is not reading fast enough; nothing was queued, try again later"
+                        );
+                        return self.error(id, ErrorCode::RecipientBusy, &msg);
+                    }
                 }
-                Err(DeliverError::Busy) => {
-                    let msg = format!(
-                        "{to} is not reading fast enough; nothing was queued, try again later"
-                    );
-                    return self.error(id, ErrorCode::RecipientBusy, &msg);
-                }
-            },
+            }
         };
         self.batch.messages += 1;
         self.batch.delivered += delivered as u64;
