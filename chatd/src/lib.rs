@@ -19,6 +19,7 @@ pub mod rate;
 pub mod registry;
 pub mod session;
 pub mod stats;
+mod trim;
 
 use config::Config;
 use registry::Registry;
@@ -76,6 +77,7 @@ pub async fn run_with_admin(
             stop.clone(),
         ));
     }
+    tracker.spawn(trim::run(registry.clone(), stop.clone()));
     if let Some(admin) = admin {
         tracker.spawn(admin::run(
             admin,

@@ -10,12 +10,6 @@ use std::process::ExitCode;
 use tracing::info;
 use tracing_subscriber::EnvFilter;
 
-/// mimalloc instead of glibc's malloc: after a burst (every login sends the whole user list
-/// and a `join` to everyone) glibc's arenas keep the freed pages, and chatbench's idle
-/// scenario measured 28 KiB of RSS per idle connection against a live heap of about 2 KiB.
-#[global_allocator]
-static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 const EXIT_RUNTIME: u8 = 1;
 const EXIT_USAGE: u8 = 2;
 const EXIT_LISTEN: u8 = 3;
