@@ -102,9 +102,15 @@ pub async fn idle(cli: &Cli, t: &Target, conns: u32) -> Result<Report> {
     let idle_cpu = c0
         .zip(t.cpu_secs())
         .map(|(a, b)| (b - a) / quiet.as_secs_f64());
-    let per_conn = rss0
-        .zip(rss1)
-        .map(|(a, b)| b.saturating_sub(a) as f64 / f64::from(conns.max(1)));
+    // Idle memory is what the server holds once it has been idle a while (after the hold),
+    // not the residue of the join storm a moment after it ended; both are reported.
+    let rss2 = t.rss_kib();
+    let per_conn_of = |rss: Option<u64>| {
+        rss0.zip(rss)
+            .map(|(a, b)| b.saturating_sub(a) as f64 / f64::from(conns.max(1)))
+    };
+    let per_conn_settled = per_conn_of(rss1);
+    let per_conn = per_conn_of(rss2);
     let _ = stop_tx.send(true);
     while tasks.join_next().await.is_some() {}
 
@@ -117,17 +123,22 @@ pub async fn idle(cli: &Cli, t: &Target, conns: u32) -> Result<Report> {
         "rss_before_kib",
         rss0.map_or("na".into(), |v| v.to_string()),
     );
-    r.set("rss_after_kib", rss1.map_or("na".into(), |v| v.to_string()));
+    r.set("rss_settled_kib", rss1.map_or("na".into(), |v| v.to_string()));
+    r.set("rss_after_kib", rss2.map_or("na".into(), |v| v.to_string()));
+    r.set_f("rss_kib_per_conn_settled", per_conn_settled);
     r.set_f("rss_kib_per_conn", per_conn);
     r.set_f("login_cpu_s", cpu_logins);
     r.set_f("idle_cpu_pct", idle_cpu.map(|c| c * 100.0));
     r.summary = format!(
         "{conns} logged in ({:.1} s, settled at {:.1} s, {} MB received); server RSS {} KiB per \
-         connection; server CPU {} s for the logins, {}% while idle",
+         connection after {} s idle ({} when the logins settled); server CPU {} s for the logins, \
+         {}% while idle",
         login_secs,
         settle_secs,
         bytes.load(Ordering::Relaxed) / 1_000_000,
         per_conn.map_or("na".into(), |v| format!("{v:.2}")),
+        quiet.as_secs(),
+        per_conn_settled.map_or("na".into(), |v| format!("{v:.2}")),
         cpu_logins.map_or("na".into(), |v| format!("{v:.2}")),
         idle_cpu.map_or("na".into(), |v| format!("{:.2}", v * 100.0)),
     );
