@@ -123,7 +123,10 @@ pub async fn idle(cli: &Cli, t: &Target, conns: u32) -> Result<Report> {
         "rss_before_kib",
         rss0.map_or("na".into(), |v| v.to_string()),
     );
-    r.set("rss_settled_kib", rss1.map_or("na".into(), |v| v.to_string()));
+    r.set(
+        "rss_settled_kib",
+        rss1.map_or("na".into(), |v| v.to_string()),
+    );
     r.set("rss_after_kib", rss2.map_or("na".into(), |v| v.to_string()));
     r.set_f("rss_kib_per_conn_settled", per_conn_settled);
     r.set_f("rss_kib_per_conn", per_conn);

@@ -45,7 +45,7 @@ impl Conn {
 
 /// A session's memory of whom it last wrote to; see [`Registry::deliver_cached`].
 #[derive(Debug, Default)]
-pub struct RecipientCache(Option<(NameKey, Arc<Conn>)>);
+pub struct RecipientCache(Option<Arc<Conn>>);
 
 /// Why a login was refused by the registry.
 #[derive(Debug, PartialEq, Eq)]
@@ -240,14 +240,14 @@ impl Registry {
         let mut fresh = false;
         loop {
             let recipient = match &cache.0 {
-                Some((k, conn)) if *k == key => conn.clone(),
+                Some(conn) if conn.name().is_some_and(|n| n.key() == key) => conn.clone(),
                 _ => {
                     let found = self.users_read().by_key.get(&key).cloned();
                     let Some(conn) = found else {
                         cache.0 = None;
                         return Err(DeliverError::UnknownUser);
                     };
-                    cache.0 = Some((key, conn.clone()));
+                    cache.0 = Some(conn.clone());
                     fresh = true;
                     conn
                 }

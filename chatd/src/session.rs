@@ -67,10 +67,8 @@ pub async fn run(
         decoder: LineDecoder::new(shared.config.max_line_bytes),
         core: Core {
             rate: TokenBucket::new(shared.config.rate, shared.config.rate_burst, now),
-            login_deadline: now + shared.config.login_timeout,
             shared,
             guard,
-            peer,
             out: Vec::new(),
             name: None,
             full_since: None,
@@ -81,7 +79,9 @@ pub async fn run(
         },
     };
     session.serve().await;
-    session.finish(slot).await;
+    // Boxed: the closing handshake's timer and read future would otherwise sit, unused, in
+    // every live session's future.
+    Box::pin(session.finish(slot)).await;
 }
 
 struct Session {
@@ -95,14 +95,14 @@ struct Session {
 struct Core {
     shared: Arc<Shared>,
     guard: ConnGuard,
-    peer: SocketAddr,
     out: Vec<u8>,
     name: Option<Name>,
     rate: TokenBucket,
-    login_deadline: Instant,
     /// When the mailbox became full, as last reported by it.
     full_since: Option<Instant>,
-    closing: Option<Closing>,
+    /// Boxed: only a closing session needs it, and every byte of this struct is paid by every
+    /// idle connection.
+    closing: Option<Box<Closing>>,
     /// The socket failed; the session ends without flushing.
     dead: Option<LeaveReason>,
     batch: Batch,
@@ -188,9 +188,9 @@ impl Session {
             match self.stream.try_read(&mut buf) {
                 Ok(0) => {
                     if self.decoder.at_boundary() {
-                        debug!(peer = %self.core.peer, "client closed its side");
+                        debug!(peer = %self.core.guard.conn.peer, "client closed its side");
                     } else {
-                        debug!(peer = %self.core.peer, "client closed mid-line; the partial line is dropped");
+                        debug!(peer = %self.core.guard.conn.peer, "client closed mid-line; the partial line is dropped");
                     }
                     self.core
                         .begin_close(None, LeaveReason::Disconnect, false, now);
@@ -258,8 +258,8 @@ impl Session {
         }
         drop(slot);
         match &self.core.name {
-            Some(user) => info!(peer = %self.core.peer, %user, %reason, "disconnected"),
-            None => info!(peer = %self.core.peer, %reason, "disconnected before login"),
+            Some(user) => info!(peer = %self.core.guard.conn.peer, %user, %reason, "disconnected"),
+            None => info!(peer = %self.core.guard.conn.peer, %reason, "disconnected before login"),
         }
     }
 
@@ -291,6 +291,10 @@ impl Session {
 }
 
 impl Core {
+    fn login_deadline(&self) -> Instant {
+        self.guard.conn.connected_instant + self.shared.config.login_timeout
+    }
+
     /// The user name for log lines, `-` before login.
     fn user(&self) -> &str {
         self.name.as_ref().map_or("-", Name::as_str)
@@ -325,7 +329,7 @@ impl Core {
         let now = Instant::now();
         match taken.close {
             Some(CloseRequest::Kicked(message)) => {
-                info!(peer = %self.peer, user = %self.user(), "kicked by the administrator");
+                info!(peer = %self.guard.conn.peer, user = %self.user(), "kicked by the administrator");
                 self.begin_close(
                     Some((ByeReason::Kicked, message)),
                     LeaveReason::Kicked,
@@ -361,7 +365,7 @@ impl Core {
         if let Some(c) = &self.closing {
             return Some(c.deadline);
         }
-        let login = self.name.is_none().then_some(self.login_deadline);
+        let login = self.name.is_none().then(|| self.login_deadline());
         let slow = self
             .full_since
             .map(|t| t + self.shared.config.slow_consumer_grace);
@@ -374,13 +378,13 @@ impl Core {
     fn on_deadline(&mut self, now: Instant) {
         if let Some(c) = &self.closing {
             if now >= c.deadline {
-                debug!(peer = %self.peer, "drain deadline passed; closing without flushing");
+                debug!(peer = %self.guard.conn.peer, "drain deadline passed; closing without flushing");
                 self.dead = Some(LeaveReason::Disconnect);
             }
             return;
         }
-        if self.name.is_none() && now >= self.login_deadline {
-            info!(peer = %self.peer, "no login in time");
+        if self.name.is_none() && now >= self.login_deadline() {
+            info!(peer = %self.guard.conn.peer, "no login in time");
             self.begin_close(
                 Some((ByeReason::Timeout, None)),
                 LeaveReason::Timeout,
@@ -391,7 +395,7 @@ impl Core {
         }
         if let Some(since) = self.full_since {
             if now >= since + self.shared.config.slow_consumer_grace {
-                info!(peer = %self.peer, user = %self.user(), "slow consumer: queue full too long, cutting off");
+                info!(peer = %self.guard.conn.peer, user = %self.user(), "slow consumer: queue full too long, cutting off");
                 self.begin_close(
                     Some((ByeReason::SlowConsumer, None)),
                     LeaveReason::SlowConsumer,
@@ -420,12 +424,12 @@ impl Core {
             conn.mailbox.clear();
         }
         self.registry().leave(&conn, reason);
-        self.closing = Some(Closing {
+        self.closing = Some(Box::new(Closing {
             bye,
             reason,
             deadline: now + self.shared.config.drain_timeout,
             bye_written: false,
-        });
+        }));
     }
 
     /// The socket failed: end without flushing.
@@ -435,7 +439,7 @@ impl Core {
         } else {
             LeaveReason::Disconnect
         };
-        debug!(peer = %self.peer, error = %e, "socket error");
+        debug!(peer = %self.guard.conn.peer, error = %e, "socket error");
         self.dead = Some(reason);
     }
 
@@ -462,11 +466,11 @@ impl Core {
     }
 
     fn error(&mut self, id: Option<&RawValue>, code: ErrorCode, message: &str) {
-        info!(peer = %self.peer, user = %self.user(), %code, "error reply");
+        info!(peer = %self.guard.conn.peer, user = %self.user(), %code, "error reply");
         self.registry().stats().error(code);
         self.registry()
             .events()
-            .error(self.peer, self.name.as_ref(), code);
+            .error(self.guard.conn.peer, self.name.as_ref(), code);
         encode::error(&mut self.out, id, code, message);
     }
 
@@ -503,7 +507,7 @@ impl Core {
                 let Some(user) = &self.name else {
                     return self.not_logged_in(id);
                 };
-                info!(peer = %self.peer, %user, "logged out");
+                info!(peer = %self.guard.conn.peer, %user, "logged out");
                 encode::ok(&mut self.out, id);
                 self.begin_close(
                     Some((ByeReason::Logout, None)),
@@ -545,7 +549,7 @@ impl Core {
         let conn = self.conn().clone();
         match self.registry().join(&conn, name.clone()) {
             Ok(users) => {
-                info!(peer = %self.peer, user = %name, "logged in");
+                info!(peer = %self.guard.conn.peer, user = %name, "logged in");
                 encode::ok_login(
                     &mut self.out,
                     id,
@@ -607,4 +611,31 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
         return false;
     }
     a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+    use tokio::sync::Semaphore;
+
+    /// Every idle connection pays for this future; the idle-memory target (chatbench's idle
+    /// scenario) depends on it staying small. A growth here should be a decision.
+    #[tokio::test]
+    async fn a_session_future_stays_small() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let _client = TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (stream, peer) = listener.accept().await.unwrap();
+        let shared = Arc::new(Shared {
+            registry: Registry::new(8),
+            config: Config::default(),
+        });
+        let slot = Arc::new(Semaphore::new(1)).try_acquire_owned().unwrap();
+        let fut = run(stream, peer, shared, slot);
+        let size = std::mem::size_of_val(&fut);
+        eprintln!("session future: {size} bytes");
+        assert!(size <= 600, "the session future grew to {size} bytes");
+    }
 }
