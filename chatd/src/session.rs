@@ -10,7 +10,7 @@
 //! requests and stops taking from its mailbox, so memory per connection stays bounded and a
 //! client that does not read its replies slows only itself.
 
-use crate::config::Config;
+use crate::live::Live;
 use crate::mailbox::{CloseRequest, Taken};
 use crate::rate::TokenBucket;
 use crate::registry::{Conn, ConnGuard, DeliverError, JoinError, Registry};
@@ -43,7 +43,8 @@ const LINGER: Duration = Duration::from_millis(500);
 #[derive(Debug)]
 pub struct Shared {
     pub registry: Registry,
-    pub config: Config,
+    /// The config in force; a reload swaps it (see [`crate::live`]).
+    pub config: Live,
 }
 
 /// Serves one connection until it closes.
@@ -53,10 +54,14 @@ pub async fn run(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
     let now = Instant::now();
     let mut session = Session {
         stream,
-        decoder: LineDecoder::new(shared.config.max_line_bytes),
+        decoder: LineDecoder::new(shared.config.load().max_line_bytes),
         core: Core {
-            rate: TokenBucket::new(shared.config.rate, shared.config.rate_burst, now),
-            login_deadline: now + shared.config.login_timeout,
+            rate: TokenBucket::new(
+                shared.config.load().rate,
+                shared.config.load().rate_burst,
+                now,
+            ),
+            login_deadline: now + shared.config.load().login_timeout,
             shared,
             guard,
             peer,
@@ -320,7 +325,7 @@ impl Core {
         let login = self.name.is_none().then_some(self.login_deadline);
         let slow = self
             .full_since
-            .map(|t| t + self.shared.config.slow_consumer_grace);
+            .map(|t| t + self.shared.config.load().slow_consumer_grace);
         match (login, slow) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -346,7 +351,7 @@ impl Core {
             return;
         }
         if let Some(since) = self.full_since {
-            if now >= since + self.shared.config.slow_consumer_grace {
+            if now >= since + self.shared.config.load().slow_consumer_grace {
                 info!(peer = %self.peer, user = self.user(), "slow consumer: queue full too long, cutting off");
                 self.begin_close(
                     Some((ByeReason::SlowConsumer, None)),
@@ -379,7 +384,7 @@ impl Core {
         self.closing = Some(Closing {
             bye,
             reason,
-            deadline: now + self.shared.config.drain_timeout,
+            deadline: now + self.shared.config.load().drain_timeout,
             bye_written: false,
         });
     }
@@ -402,7 +407,7 @@ impl Core {
         }
         match frame {
             Frame::TooLong => {
-                let max = self.shared.config.max_line_bytes;
+                let max = self.shared.config.load().max_line_bytes;
                 self.error(
                     None,
                     ErrorCode::TooLarge,
@@ -438,7 +443,7 @@ impl Core {
                 if let Err(wait) = self.rate.take(now) {
                     let msg = format!(
                         "over the limit of {} messages per second; nothing was delivered, retry in {} ms",
-                        self.shared.config.rate,
+                        self.shared.config.load().rate,
                         wait.as_millis().max(1)
                     );
                     return self.error(id, ErrorCode::RateLimited, &msg);
@@ -481,7 +486,7 @@ impl Core {
             let msg = format!("this connection is already logged in as {me}");
             return self.error(id, ErrorCode::AlreadyLoggedIn, &msg);
         }
-        if let Some(expected) = &self.shared.config.password {
+        if let Some(expected) = &self.shared.config.load().password {
             if !password.is_some_and(|p| constant_time_eq(p.as_bytes(), expected.as_bytes())) {
                 let msg = if password.is_some() {
                     "wrong password"
