@@ -23,11 +23,16 @@ use tracing_subscriber::{EnvFilter, Layer, Registry, reload};
 pub const LOG_FILE_PREFIX: &str = "chatd";
 pub const LOG_FILE_SUFFIX: &str = "log";
 
-type Boxed = Box<dyn Layer<Registry> + Send + Sync>;
+/// The subscriber the output layer sits on: the registry under the reloadable filter.
+type Filtered = tracing_subscriber::layer::Layered<reload::Layer<EnvFilter, Registry>, Registry>;
+type Boxed = Box<dyn Layer<Filtered> + Send + Sync>;
 
 /// The installed logger; dropping it flushes the log files.
 pub struct Logging {
-    handle: reload::Handle<Boxed, Registry>,
+    // Two handles, not one filtered layer: a per-layer filter swapped in by reload is never
+    // registered with the subscriber (tracing-subscriber panics on it in debug builds).
+    filter: reload::Handle<EnvFilter, Registry>,
+    output: reload::Handle<Boxed, Filtered>,
     /// The settings the current layer was built from, to rebuild only on a change.
     built: Mutex<(Settings, Option<WorkerGuard>)>,
 }
@@ -55,14 +60,17 @@ impl Settings {
 /// Installs the global logger as `config` says.
 pub fn init(config: &Config) -> Result<Logging, String> {
     let settings = Settings::of(config);
-    let (layer, guard) = build(&settings)?;
-    let (layer, handle) = reload::Layer::new(layer);
+    let (filter, layer, guard) = build(&settings)?;
+    let (filter, filter_handle) = reload::Layer::new(filter);
+    let (layer, output) = reload::Layer::new(layer);
     tracing_subscriber::registry()
+        .with(filter)
         .with(layer)
         .try_init()
         .map_err(|e| format!("cannot install the logger: {e}"))?;
     Ok(Logging {
-        handle,
+        filter: filter_handle,
+        output,
         built: Mutex::new((settings, guard)),
     })
 }
@@ -75,9 +83,10 @@ impl Logging {
         if built.0 == settings {
             return Ok(false);
         }
-        let (layer, guard) = build(&settings)?;
-        self.handle
+        let (filter, layer, guard) = build(&settings)?;
+        self.output
             .reload(layer)
+            .and_then(|()| self.filter.reload(filter))
             .map_err(|e| format!("cannot replace the logger: {e}"))?;
         // Dropping the old guard flushes the old file before it is forgotten.
         *built = (settings, guard);
@@ -85,7 +94,7 @@ impl Logging {
     }
 }
 
-fn build(s: &Settings) -> Result<(Boxed, Option<WorkerGuard>), String> {
+fn build(s: &Settings) -> Result<(EnvFilter, Boxed, Option<WorkerGuard>), String> {
     let filter = match &s.level {
         Some(l) => {
             EnvFilter::try_new(l).map_err(|e| format!("log_level: invalid filter {l:?}: {e}"))?
@@ -108,11 +117,11 @@ fn build(s: &Settings) -> Result<(Boxed, Option<WorkerGuard>), String> {
         .with_target(false)
         .with_ansi(ansi);
     let layer: Boxed = if s.timestamps {
-        fmt.with_filter(filter).boxed()
+        fmt.boxed()
     } else {
-        fmt.without_time().with_filter(filter).boxed()
+        fmt.without_time().boxed()
     };
-    Ok((layer, guard))
+    Ok((filter, layer, guard))
 }
 
 fn appender(dir: &Path, max_files: usize) -> Result<RollingFileAppender, String> {

@@ -117,6 +117,16 @@ async fn serve(args: &Args, config: Config, logging: &Logging, detach: &mut Opti
             }
         }
     }
+    let _pid_file = match &config.pid_file {
+        Some(p) => match service::PidFileGuard::create(p) {
+            Ok(g) => Some(g),
+            Err(e) => {
+                eprintln!("chatd: pid_file: cannot write {}: {e}", p.display());
+                return EXIT_RUNTIME;
+            }
+        },
+        None => None,
+    };
     let mut addrs = Vec::new();
     for l in &listeners {
         match l.local_addr() {
@@ -133,16 +143,6 @@ async fn serve(args: &Args, config: Config, logging: &Logging, detach: &mut Opti
             eprintln!("chatd: cannot watch signals: {e}");
             return EXIT_RUNTIME;
         }
-    };
-    let _pid_file = match &config.pid_file {
-        Some(p) => match service::PidFileGuard::create(p) {
-            Ok(g) => Some(g),
-            Err(e) => {
-                eprintln!("chatd: pid_file: cannot write {}: {e}", p.display());
-                return EXIT_RUNTIME;
-            }
-        },
-        None => None,
     };
     // Every listener (the admin socket included) is bound: the service is up.
     service::notify_ready(&format!("listening on {}", addrs.join(", ")));
