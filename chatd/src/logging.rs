@@ -116,7 +116,9 @@ fn build(s: &Settings) -> Result<(EnvFilter, Boxed, Option<WorkerGuard>), String
         .with_writer(writer)
         .with_target(false)
         .with_ansi(ansi);
-    let layer: Boxed = if s.timestamps {
+    // journald stamps every line itself; ours would only double them.
+    let stamp = s.timestamps && (s.dir.is_some() || !stderr_is_journal());
+    let layer: Boxed = if stamp {
         fmt.boxed()
     } else {
         fmt.without_time().boxed()
@@ -138,4 +140,17 @@ fn appender(dir: &Path, max_files: usize) -> Result<RollingFileAppender, String>
             dir.display()
         )
     })
+}
+
+/// Whether stderr is the journal's stream: systemd sets `JOURNAL_STREAM` to its
+/// `device:inode`, and only a match counts (a child of the service may have its own stderr).
+fn stderr_is_journal() -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let Some(v) = std::env::var_os("JOURNAL_STREAM") else {
+        return false;
+    };
+    let Ok(meta) = std::fs::metadata("/proc/self/fd/2") else {
+        return false;
+    };
+    v.to_str() == Some(&format!("{}:{}", meta.dev(), meta.ino()))
 }

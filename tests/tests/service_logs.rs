@@ -160,3 +160,43 @@ async fn no_message_body_is_ever_logged() {
     assert!(log.contains("logged in"), "trace log is empty?");
     assert!(!log.contains(secret), "a message body reached the log");
 }
+
+/// Device and inode of a socket, as systemd writes them into JOURNAL_STREAM.
+trait SocketId {
+    fn metadata_of_socket(&self) -> (u64, u64);
+}
+
+impl SocketId for std::os::unix::net::UnixStream {
+    fn metadata_of_socket(&self) -> (u64, u64) {
+        use std::os::fd::AsRawFd;
+        use std::os::unix::fs::MetadataExt;
+        let m = std::fs::metadata(format!("/proc/self/fd/{}", self.as_raw_fd())).unwrap();
+        (m.dev(), m.ino())
+    }
+}
+
+#[test]
+fn no_timestamps_of_our_own_on_the_journal_stream() {
+    // Stand in for journald: JOURNAL_STREAM names chatd's stderr, here one end of a socket pair.
+    let d = Chatd::start_with(&[], |c| {
+        c.env("JOURNAL_STREAM", "placeholder");
+    });
+    assert!(
+        d.log()[0].starts_with("20"),
+        "a wrong JOURNAL_STREAM must not count"
+    );
+    let (r, w) = std::os::unix::net::UnixStream::pair().unwrap();
+    let meta = w.metadata_of_socket();
+    let stream = format!("{}:{}", meta.0, meta.1);
+    let mut child = std::process::Command::new(e2e::bin("chatd"))
+        .args(["--listen", "127.0.0.1:0", "--config", "/dev/null"])
+        .env("JOURNAL_STREAM", stream)
+        .stderr(std::os::fd::OwnedFd::from(w))
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(r), &mut first).unwrap();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(first.starts_with(" INFO listening on "), "{first:?}");
+}
