@@ -86,10 +86,7 @@ pub async fn run(
         };
         configure(&stream, &shared);
         let shared = shared.clone();
-        tracker.spawn(async move {
-            session::run(stream, peer, shared).await;
-            drop(permit);
-        });
+        tracker.spawn(session::run(stream, peer, shared, permit));
     }
 }
 

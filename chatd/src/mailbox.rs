@@ -165,7 +165,10 @@ impl Mailbox {
             out.extend_from_slice(&line);
             lines += 1;
         }
-        if lines > 0 {
+        // The slow-consumer clock stops only once the queue is down to half. A reader that
+        // takes a line now and then, just enough to make room for the next one, keeps its
+        // queue full for all practical purposes and must not restart the clock each time.
+        if st.queue.len() <= st.cap / 2 {
             st.full_since = None;
         }
         if st.queue.is_empty() && st.queue.capacity() > 64 {
@@ -243,6 +246,23 @@ mod tests {
         assert_eq!((t.lines, t.full_since), (2, None));
         assert_eq!(out, b"a\nb\n");
         assert_eq!(mb.depth(), 0);
+    }
+
+    #[test]
+    fn the_full_clock_stops_only_when_the_queue_is_down_to_half() {
+        let mb = Mailbox::new(4);
+        for _ in 0..4 {
+            assert_eq!(mb.push(Bytes::from_static(b"l\n")), Push::Queued);
+        }
+        assert_eq!(mb.push(Bytes::from_static(b"l\n")), Push::Full);
+        let mut out = Vec::new();
+        // one line taken (3 left): still nearly full
+        let t = mb.take(&mut out, 1);
+        assert_eq!(t.lines, 1);
+        assert!(t.full_since.is_some());
+        // down to 2 of 4: the clock stops
+        let t = mb.take(&mut out, 3);
+        assert_eq!((t.lines, t.remaining, t.full_since), (1, 2, None));
     }
 
     #[test]

@@ -27,6 +27,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
+use tokio::sync::OwnedSemaphorePermit;
 use tracing::{debug, info};
 
 /// Output bytes pending before the session stops reading requests and taking queued lines.
@@ -47,8 +48,15 @@ pub struct Shared {
     pub config: Live,
 }
 
-/// Serves one connection until it closes.
-pub async fn run(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
+/// Serves one connection until it closes. `slot` is this connection's place under the
+/// connection limit, freed just before the final log line so that a client which saw that
+/// line can count on the slot being free.
+pub async fn run(
+    stream: TcpStream,
+    peer: SocketAddr,
+    shared: Arc<Shared>,
+    slot: OwnedSemaphorePermit,
+) {
     let guard = shared.registry.connect(peer);
     info!(%peer, "connected");
     let now = Instant::now();
@@ -74,6 +82,7 @@ pub async fn run(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
         },
     };
     session.serve().await;
+    session.finish(slot).await;
 }
 
 struct Session {
@@ -150,7 +159,6 @@ impl Session {
                 }
             }
         }
-        self.finish().await;
     }
 
     /// Reads what is there (a bounded amount) and serves every complete line in it.
@@ -212,26 +220,30 @@ impl Session {
         }
     }
 
-    /// Ends the connection: logs why, then closes gracefully unless the socket failed.
-    async fn finish(&mut self) {
-        let core = &mut self.core;
+    /// Ends the connection: closes gracefully unless the socket failed, frees the slot, then
+    /// logs why.
+    async fn finish(&mut self, slot: OwnedSemaphorePermit) {
+        let core = &self.core;
         let reason = core
             .dead
             .or(core.closing.as_ref().map(|c| c.reason))
             .unwrap_or(LeaveReason::Disconnect);
         if let Some(reason) = core.dead {
             core.shared.registry.leave(&core.guard.conn, reason);
+        } else {
+            self.linger().await;
         }
-        match &core.name {
-            Some(user) => info!(peer = %core.peer, %user, %reason, "disconnected"),
-            None => info!(peer = %core.peer, %reason, "disconnected before login"),
+        drop(slot);
+        match &self.core.name {
+            Some(user) => info!(peer = %self.core.peer, %user, %reason, "disconnected"),
+            None => info!(peer = %self.core.peer, %reason, "disconnected before login"),
         }
-        if core.dead.is_some() {
-            return;
-        }
-        // Send our FIN, then wait briefly for the client's, discarding anything it still
-        // sends: closing with unread input would reset the connection and could destroy the
-        // last lines (the `bye`) before the client reads them.
+    }
+
+    /// Sends our FIN, then waits briefly for the client's, discarding anything it still
+    /// sends: closing with unread input would reset the connection and could destroy the
+    /// last lines (the `bye`) before the client reads them.
+    async fn linger(&mut self) {
         let _ = self.stream.shutdown().await;
         let _ = tokio::time::timeout(LINGER, async {
             let mut sink = [0u8; 4096];
@@ -286,7 +298,7 @@ impl Core {
         let now = Instant::now();
         match taken.close {
             Some(CloseRequest::Kicked(message)) => {
-                info!(peer = %self.peer, user = self.user(), "kicked by the administrator");
+                info!(peer = %self.peer, user = %self.user(), "kicked by the administrator");
                 self.begin_close(
                     Some((ByeReason::Kicked, message)),
                     LeaveReason::Kicked,
@@ -352,7 +364,7 @@ impl Core {
         }
         if let Some(since) = self.full_since {
             if now >= since + self.shared.config.load().slow_consumer_grace {
-                info!(peer = %self.peer, user = self.user(), "slow consumer: queue full too long, cutting off");
+                info!(peer = %self.peer, user = %self.user(), "slow consumer: queue full too long, cutting off");
                 self.begin_close(
                     Some((ByeReason::SlowConsumer, None)),
                     LeaveReason::SlowConsumer,
@@ -423,7 +435,7 @@ impl Core {
     }
 
     fn error(&mut self, id: Option<&RawValue>, code: ErrorCode, message: &str) {
-        info!(peer = %self.peer, user = self.user(), %code, "error reply");
+        info!(peer = %self.peer, user = %self.user(), %code, "error reply");
         self.registry().stats().error(code);
         encode::error(&mut self.out, id, code, message);
     }

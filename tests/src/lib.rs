@@ -306,6 +306,25 @@ impl Client {
         (n > 0).then_some(line)
     }
 
+    /// The next line within `wait`, or `None` if none came by then: for waits where "not
+    /// yet" is an answer the test acts on, not a failure.
+    pub async fn recv_within(&mut self, wait: Duration) -> Option<Value> {
+        let mut line = String::new();
+        match tokio::time::timeout(wait, self.reader.read_line(&mut line)).await {
+            Err(_) => None,
+            Ok(r) => {
+                assert!(
+                    r.expect("read from chatd") > 0,
+                    "chatd closed the connection"
+                );
+                Some(
+                    serde_json::from_str(&line)
+                        .unwrap_or_else(|e| panic!("not JSON ({e}): {line:?}")),
+                )
+            }
+        }
+    }
+
     /// The next line, parsed as JSON.
     pub async fn recv(&mut self) -> Value {
         let line = self.recv_line().await.expect("chatd closed the connection");

@@ -1,0 +1,129 @@
+//! The listener: prints what arrives so shell scripts can wait for and react to messages.
+//!
+//! Plain output is one line per message, `from→to: body`, where `to` is `*` for a broadcast;
+//! a notice from the administrator prints as `#notice→*: body` (`#` is never in a name). New
+//! lines and other control characters in a body are escaped (`\n`, `\u{1b}`), so one message is
+//! always one line; `--json` prints every event exactly as chatd sent it instead. Each line is
+//! flushed at once so a pipe sees it without delay. A reader that goes away (`| head -1`) ends
+//! the listener quietly.
+
+use crate::conn::Conn;
+use crate::fatal::Fatal;
+use proto::message::ServerMessage;
+use std::io::{self, Write as _};
+use tokio::signal::unix::{SignalKind, signal};
+
+pub struct Options {
+    pub json: bool,
+    /// Stop after this many messages.
+    pub count: Option<u64>,
+}
+
+/// Why the listener stopped, when it stopped as asked.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Stop {
+    Count,
+    Signal,
+    /// Our stdout was closed: nobody is listening to the listener.
+    ReaderGone,
+}
+
+pub async fn run(conn: &mut Conn, opts: &Options) -> anyhow::Result<Stop> {
+    let mut int = signal(SignalKind::interrupt())?;
+    let mut term = signal(SignalKind::terminate())?;
+    let mut seen = 0u64;
+    if opts.count == Some(0) {
+        return Ok(Stop::Count);
+    }
+    loop {
+        let got = tokio::select! {
+            _ = int.recv() => return Ok(Stop::Signal),
+            _ = term.recv() => return Ok(Stop::Signal),
+            got = conn.recv() => got,
+        };
+        let r = match got {
+            Ok(Some(r)) => r,
+            Ok(None) => return Err(conn.lost(None).into()),
+            Err(e) => return Err(conn.lost(Some(&e)).into()),
+        };
+        let Some(msg) = r.msg else { continue };
+        if msg.id().is_some() {
+            continue;
+        }
+        let line = if opts.json { Some(r.raw) } else { plain(&msg) };
+        if let Some(line) = line {
+            if let Err(e) = emit(&line) {
+                if e.kind() == io::ErrorKind::BrokenPipe {
+                    return Ok(Stop::ReaderGone);
+                }
+                return Err(anyhow::Error::new(e).context("cannot write to stdout"));
+            }
+        }
+        match msg {
+            ServerMessage::Msg(_) => {
+                seen += 1;
+                if Some(seen) == opts.count {
+                    return Ok(Stop::Count);
+                }
+            }
+            ServerMessage::Bye { reason, message } => {
+                return Err(Fatal::bye(reason, message.as_deref()).into());
+            }
+            _ => {}
+        }
+    }
+}
+
+fn emit(line: &str) -> io::Result<()> {
+    let mut out = io::stdout().lock();
+    out.write_all(line.as_bytes())?;
+    out.write_all(b"\n")?;
+    out.flush()
+}
+
+/// The plain form of an event, or `None` for events plain output leaves out.
+fn plain(msg: &ServerMessage) -> Option<String> {
+    match msg {
+        ServerMessage::Msg(m) => Some(format!("{}→{}: {}", m.from, m.to, one_line(&m.body))),
+        ServerMessage::Notice { body, .. } => Some(format!("#notice→*: {}", one_line(body))),
+        _ => None,
+    }
+}
+
+/// Escapes what would break "one message, one line" or reach the terminal as a command.
+pub fn one_line(body: &str) -> String {
+    let mut out = String::with_capacity(body.len());
+    for c in body.chars() {
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push('\t'),
+            c if c.is_control() => out.extend(c.escape_unicode()),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proto::message::MsgEvent;
+
+    #[test]
+    fn messages_print_as_from_to_body() {
+        let m = ServerMessage::Msg(MsgEvent {
+            from: "alice".into(),
+            to: "*".into(),
+            body: "two\nlines \u{1b}[31m".into(),
+            ts: 0,
+        });
+        assert_eq!(plain(&m).unwrap(), "alice→*: two\\nlines \\u{1b}[31m");
+        let n = ServerMessage::Notice {
+            body: "reboot".into(),
+            ts: 0,
+        };
+        assert_eq!(plain(&n).unwrap(), "#notice→*: reboot");
+        assert_eq!(plain(&ServerMessage::Join { user: "x".into() }), None);
+    }
+}

@@ -1,0 +1,254 @@
+//! The scripted sender: every input line becomes one message, in order, and chatcli exits only
+//! once chatd has answered each of them.
+//!
+//! Up to [`MAX_WINDOW`] messages are in flight at once, matched to their replies by `id`; that
+//! is what makes 100 000 lines fast. `rate_limited` and `recipient_busy` mean nothing was
+//! delivered, so those lines are sent again rather than lost: sending stops, the replies still
+//! in flight are collected, and after a pause (doubling while the server keeps refusing) the
+//! refused lines go out again in line order, one at a time, before the window reopens. The
+//! window shrinking to one is what keeps order: with a single message in flight a refusal
+//! cannot be overtaken. Only lines already in flight when the first refusal came can overtake
+//! it, and chatcli says so on stderr when that happens.
+
+use crate::conn::{Conn, Received};
+use crate::fatal::Fatal;
+use crate::input::{Content, Numbered, Source};
+use anyhow::Context as _;
+use proto::ErrorCode;
+use proto::message::{ClientRequest, Id, ServerMessage};
+use std::collections::VecDeque;
+use std::time::Duration;
+use tokio::io::AsyncRead;
+use tokio::time::Instant;
+
+/// Most messages in flight at once. Enough to hide the round trip on a LAN; small enough that
+/// a refusal costs little.
+pub const MAX_WINDOW: usize = 64;
+
+/// First pause after a refusal: about one token of the server's default rate (100/s), doubled.
+const FIRST_BACKOFF: Duration = Duration::from_millis(20);
+const MAX_BACKOFF: Duration = Duration::from_secs(1);
+
+/// What the sender was asked to do.
+pub struct Options {
+    /// A user name, or `*`.
+    pub to: String,
+    pub require_delivered: bool,
+    pub max_line_bytes: usize,
+}
+
+/// One line on its way.
+struct Item {
+    line: u64,
+    body: String,
+}
+
+struct Sender<'a> {
+    conn: &'a mut Conn,
+    opts: &'a Options,
+    in_flight: VecDeque<(i64, Item)>,
+    /// Refused lines waiting to be sent again, in line order.
+    retry: VecDeque<Item>,
+    window: usize,
+    backoff: Duration,
+    /// Set by a refusal: nothing is sent until the flight is answered and this time is past.
+    paused_until: Option<Instant>,
+    accepted: u64,
+    failed: u64,
+}
+
+/// Sends everything `input` yields; returns the number of lines that failed.
+pub async fn run<R: AsyncRead + Unpin>(
+    conn: &mut Conn,
+    opts: &Options,
+    mut input: Source<R>,
+) -> anyhow::Result<u64> {
+    let mut s = Sender {
+        conn,
+        opts,
+        in_flight: VecDeque::new(),
+        retry: VecDeque::new(),
+        window: MAX_WINDOW,
+        backoff: FIRST_BACKOFF,
+        paused_until: None,
+        accepted: 0,
+        failed: 0,
+    };
+    let mut input_done = false;
+    loop {
+        while s.may_send() {
+            if let Some(item) = s.retry.pop_front() {
+                s.send(item);
+            } else if let Some(l) = input.try_next() {
+                s.take(l);
+            } else {
+                break;
+            }
+        }
+        s.conn
+            .flush()
+            .await
+            .map_err(|e| s.stopped(s.conn.lost(Some(&e))))?;
+        if input_done && s.retry.is_empty() && s.in_flight.is_empty() {
+            return Ok(s.failed);
+        }
+        let wait_pause = s.paused_until.filter(|_| s.in_flight.is_empty());
+        tokio::select! {
+            biased;
+            got = s.conn.recv() => {
+                let got = got.map_err(|e| s.stopped(s.conn.lost(Some(&e))))?;
+                match got {
+                    Some(r) => s.on_server(r)?,
+                    None => return Err(s.stopped(s.conn.lost(None)).into()),
+                }
+            }
+            _ = tokio::time::sleep_until(wait_pause.unwrap_or_else(Instant::now)),
+                if wait_pause.is_some() => {
+                s.paused_until = None;
+            }
+            l = input.next(), if !input_done && s.may_send() && s.retry.is_empty() => {
+                match l.context("cannot read stdin")? {
+                    Some(l) => s.take(l),
+                    None => input_done = true,
+                }
+            }
+        }
+    }
+}
+
+impl Sender<'_> {
+    fn may_send(&self) -> bool {
+        self.paused_until.is_none() && self.in_flight.len() < self.window
+    }
+
+    /// Turns an input line into a message, or reports why it cannot be one.
+    fn take(&mut self, l: Numbered) {
+        match l.content {
+            Content::Text(body) if body.trim().is_empty() => {}
+            Content::Text(body) => self.send(Item { line: l.line, body }),
+            Content::TooLong => self.fail(
+                l.line,
+                ErrorCode::TooLarge.as_str(),
+                &format!(
+                    "longer than {} bytes, not sent (see --max-line-bytes)",
+                    self.opts.max_line_bytes
+                ),
+            ),
+            Content::NotUtf8 => self.fail(
+                l.line,
+                ErrorCode::BadRequest.as_str(),
+                "not valid UTF-8, not sent",
+            ),
+        }
+    }
+
+    fn send(&mut self, item: Item) {
+        let id = self.conn.next_id();
+        self.conn.queue(&ClientRequest::Msg {
+            to: self.opts.to.clone(),
+            body: item.body.clone(),
+            from: None,
+            id: Some(Id::Int(id)),
+        });
+        self.in_flight.push_back((id, item));
+    }
+
+    fn fail(&mut self, line: u64, code: &str, why: &str) {
+        self.failed += 1;
+        eprintln!("chatcli: line {line}: {code}: {why}");
+    }
+
+    /// The request a reply answers: by `id`, or the oldest one when the server could not read
+    /// the id (a `too_large` line is skipped unparsed). Replies come in request order.
+    fn answered(&mut self, id: Option<&Id>) -> Option<Item> {
+        let pos = match id {
+            Some(Id::Int(n)) => self.in_flight.iter().position(|(i, _)| i == n)?,
+            Some(Id::Str(_)) => return None,
+            None if self.in_flight.is_empty() => return None,
+            None => 0,
+        };
+        self.in_flight.remove(pos).map(|(_, item)| item)
+    }
+
+    fn on_server(&mut self, r: Received) -> Result<(), Fatal> {
+        match r.msg {
+            Some(ServerMessage::Ok(ok)) => {
+                let Some(item) = self.answered(ok.id.as_ref()) else {
+                    return Ok(());
+                };
+                if ok.delivered == Some(0) && self.opts.require_delivered {
+                    self.fail(
+                        item.line,
+                        "undelivered",
+                        "nobody received it (--require-delivered)",
+                    );
+                } else {
+                    self.accepted += 1;
+                }
+                if let Some(first) = self.retry.front().filter(|r| r.line < item.line) {
+                    eprintln!(
+                        "chatcli: warning: line {} was delivered before line {}, which the \
+                         server refused and chatcli sends again",
+                        item.line, first.line
+                    );
+                }
+                self.backoff = FIRST_BACKOFF;
+                if self.retry.is_empty() && self.paused_until.is_none() {
+                    self.window = (self.window + 1).min(MAX_WINDOW);
+                }
+            }
+            Some(ServerMessage::Error(e)) => {
+                let Some(item) = self.answered(e.id.as_ref()) else {
+                    return Ok(());
+                };
+                if matches!(e.code, ErrorCode::RateLimited | ErrorCode::RecipientBusy) {
+                    self.refused(item);
+                } else {
+                    self.fail(item.line, e.code.as_str(), &e.message);
+                }
+            }
+            Some(ServerMessage::Bye { reason, message }) => {
+                return Err(self.stopped(Fatal::bye(reason, message.as_deref())));
+            }
+            // Messages for us, joins and leaves are not the sender's business.
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// Nothing was delivered: queue the line again, in line order, and pause.
+    fn refused(&mut self, item: Item) {
+        let at = self.retry.partition_point(|r| r.line < item.line);
+        self.retry.insert(at, item);
+        self.window = 1;
+        if self.paused_until.is_none() {
+            self.paused_until = Some(Instant::now() + self.backoff);
+            self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
+        }
+    }
+
+    /// Adds to a fatal error which lines did not make it.
+    fn stopped(&self, f: Fatal) -> Fatal {
+        let first = self
+            .in_flight
+            .iter()
+            .map(|(_, i)| i.line)
+            .chain(self.retry.iter().map(|i| i.line))
+            .min();
+        match first {
+            Some(line) => f.with_note(format!(
+                "{} accepted; line {line} and the lines after it were not",
+                messages(self.accepted)
+            )),
+            None => f.with_note(format!("{} accepted", messages(self.accepted))),
+        }
+    }
+}
+
+fn messages(n: u64) -> String {
+    if n == 1 {
+        "1 message".to_owned()
+    } else {
+        format!("{n} messages")
+    }
+}

@@ -1,0 +1,54 @@
+//! The command line itself: help documents the exit codes, version prints, bad flags are
+//! usage errors (2).
+
+mod common;
+
+use common::run;
+use std::process::Command;
+
+#[test]
+fn help_documents_every_exit_code() {
+    let mut c = Command::new(common::chatcli());
+    c.arg("--help");
+    let out = run(c, b"");
+    assert_eq!(out.code(), 0);
+    for line in [
+        "Exit status:",
+        "  0  ok",
+        "  1  some messages were not accepted",
+        "  2  usage error",
+        "  3  cannot reach chatd",
+        "  4  login refused",
+        "  5  kicked, chatd shut down, or the connection was lost",
+    ] {
+        assert!(
+            out.stdout.contains(line),
+            "--help lacks {line:?}:\n{}",
+            out.stdout
+        );
+    }
+}
+
+#[test]
+fn version_prints_the_package_version() {
+    let mut c = Command::new(common::chatcli());
+    c.arg("--version");
+    let out = run(c, b"");
+    assert_eq!(out.code(), 0);
+    assert_eq!(
+        out.stdout,
+        format!("chatcli {}\n", env!("CARGO_PKG_VERSION"))
+    );
+}
+
+#[test]
+fn an_unknown_flag_is_a_usage_error() {
+    let mut c = Command::new(common::chatcli());
+    c.arg("--frobnicate");
+    let out = run(c, b"");
+    assert_eq!(out.code(), 2);
+    assert!(
+        out.stderr.contains("unexpected argument '--frobnicate'"),
+        "{out:?}"
+    );
+}
