@@ -173,3 +173,41 @@ fn render_round_trips_and_hides_the_password() {
     assert_eq!(again.keepalive, None);
     assert_eq!(again.rate, 2.5);
 }
+
+#[test]
+fn the_packaged_conffile_comments_out_every_key_with_its_default() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../packaging/chatd.toml");
+    let text = std::fs::read_to_string(path).unwrap();
+    for key in KEYS {
+        assert!(
+            text.lines().any(|l| l.starts_with(&format!("#{key} = "))),
+            "packaging/chatd.toml lacks a commented {key}"
+        );
+    }
+    // As shipped it sets nothing; uncommented, its values are the defaults (the paths shown
+    // as examples aside).
+    let (_d, shipped) = load_with(&text, &[]);
+    let expected = Config {
+        config_file: shipped.as_ref().unwrap().config_file.clone(),
+        ..Config::default()
+    };
+    assert_eq!(shipped.unwrap(), expected);
+    let examples = [
+        "admin_socket",
+        "password_file",
+        "log_dir",
+        "log_level",
+        "pid_file",
+    ];
+    let uncommented: String = text
+        .lines()
+        .filter_map(|l| l.strip_prefix('#'))
+        .filter(|l| KEYS.iter().any(|k| l.starts_with(&format!("{k} = "))))
+        .filter(|l| !examples.iter().any(|k| l.starts_with(&format!("{k} = "))))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let (_d, c) = load_with(&uncommented, &[]);
+    let mut c = c.unwrap();
+    c.config_file = None;
+    assert_eq!(c, Config::default());
+}
