@@ -28,9 +28,23 @@ pub enum Stop {
     ReaderGone,
 }
 
-pub async fn run(conn: &mut Conn, opts: &Options) -> anyhow::Result<Stop> {
-    let mut int = signal(SignalKind::interrupt())?;
-    let mut term = signal(SignalKind::terminate())?;
+/// SIGINT and SIGTERM, watched from before login so none is missed.
+pub struct Signals {
+    int: tokio::signal::unix::Signal,
+    term: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    pub fn new() -> std::io::Result<Signals> {
+        Ok(Signals {
+            int: signal(SignalKind::interrupt())?,
+            term: signal(SignalKind::terminate())?,
+        })
+    }
+}
+
+pub async fn run(conn: &mut Conn, opts: &Options, signals: Signals) -> anyhow::Result<Stop> {
+    let Signals { mut int, mut term } = signals;
     let mut seen = 0u64;
     if opts.count == Some(0) {
         return Ok(Stop::Count);

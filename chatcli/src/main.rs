@@ -63,6 +63,13 @@ async fn scripted(cli: Cli) -> anyhow::Result<u8> {
         )
         .into());
     };
+    // Watch for signals before logging in: a script may signal the listener as soon as it
+    // sees it join, and the default action would kill it without a clean logout.
+    let signals = if cli.listen {
+        Some(listen::Signals::new()?)
+    } else {
+        None
+    };
     let mut conn = Conn::connect(&cli.server).await?;
     match conn.login(&user).await? {
         Login::Accepted(_) => {}
@@ -75,7 +82,8 @@ async fn scripted(cli: Cli) -> anyhow::Result<u8> {
             json: cli.json,
             count: cli.count,
         };
-        listen::run(&mut conn, &opts).await?;
+        let signals = signals.expect("installed above for --listen");
+        listen::run(&mut conn, &opts, signals).await?;
         EXIT_OK
     } else {
         let opts = pipe::Options {

@@ -1,6 +1,138 @@
-//! chatctl: the admin CLI for a running chatd (its own issue; a placeholder until then).
+//! chatctl: the admin CLI for a running chatd, over its Unix-socket admin channel.
+//!
+//! `main` only translates outcomes: `run` does the work and returns an error whose type picks
+//! the documented exit code (see `cli::AFTER_HELP` and `docs/admin.md`); the error is printed
+//! as `chatctl: {err:#}`. A closed stdout (`chatctl watch | head`) is a quiet success.
 
-fn main() {
-    eprintln!("chatctl: not implemented yet");
-    std::process::exit(2);
+mod cli;
+mod client;
+mod output;
+
+use clap::Parser;
+use cli::{Cli, Command, EXIT_OK, EXIT_REFUSED};
+use client::{Conn, CtlError};
+use proto::admin::{Request, Response};
+use serde::Serialize;
+use std::io::{self, Write};
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::from(EXIT_OK),
+        Err(e) if is_broken_pipe(&e) => ExitCode::from(EXIT_OK),
+        Err(e) => {
+            eprintln!("chatctl: {e:#}");
+            let code = e
+                .downcast_ref::<CtlError>()
+                .map_or(EXIT_REFUSED, CtlError::exit_code);
+            ExitCode::from(code)
+        }
+    }
+}
+
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<io::Error>()
+            .is_some_and(|e| e.kind() == io::ErrorKind::BrokenPipe)
+    })
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    let path = client::socket_path(cli.socket)?;
+    let mut conn = Conn::connect(&path)?;
+    match cli.command {
+        Command::Users(o) => {
+            let Response::Users { users } = conn.request(&Request::Users)? else {
+                return Err(unexpected(&conn));
+            };
+            if o.json {
+                print_json(&users)
+            } else {
+                print(&output::users(&users))
+            }
+        }
+        Command::Kick { name, reason } => {
+            let Response::Kicked { user } = conn.request(&Request::Kick { user: name, reason })?
+            else {
+                return Err(unexpected(&conn));
+            };
+            print(&format!("kicked {user}\n"))
+        }
+        Command::Notice { text } => {
+            let body = text.join(" ");
+            let Response::NoticeSent { delivered } = conn.request(&Request::Notice { body })?
+            else {
+                return Err(unexpected(&conn));
+            };
+            let s = if delivered == 1 { "" } else { "s" };
+            print(&format!("notice sent to {delivered} session{s}\n"))
+        }
+        Command::Stats(o) => {
+            let Response::Stats(stats) = conn.request(&Request::Stats)? else {
+                return Err(unexpected(&conn));
+            };
+            if o.json {
+                print_json(&stats)
+            } else {
+                print(&output::stats(&stats))
+            }
+        }
+        Command::Status(o) => {
+            let Response::Status(status) = conn.request(&Request::Status)? else {
+                return Err(unexpected(&conn));
+            };
+            if o.json {
+                let line = serde_json::to_string(&status)?;
+                print(&format!("{line}\n"))
+            } else {
+                print(&output::status(&status, &path.display().to_string()))
+            }
+        }
+        Command::Watch(o) => watch(&mut conn, o.json),
+    }
+}
+
+/// Prints events until the daemon closes the connection (or stdout closes, or Ctrl-C).
+fn watch(conn: &mut Conn, json: bool) -> anyhow::Result<()> {
+    let Response::Watching = conn.request(&Request::Watch)? else {
+        return Err(unexpected(conn));
+    };
+    conn.wait_forever()?;
+    while let Some(r) = conn.next_line()? {
+        let text = match &r {
+            _ if json => format!("{}\n", serde_json::to_string(&r)?),
+            Response::Event(e) => output::event(e),
+            Response::Lagged { missed } => output::lagged(*missed),
+            _ => continue,
+        };
+        print(&text)?;
+    }
+    Err(CtlError::Unreachable {
+        path: conn.path().to_owned(),
+        why: "chatd closed the connection (stopped?)".into(),
+    }
+    .into())
+}
+
+/// An answer of the wrong type: a daemon speaking another version of the admin protocol.
+fn unexpected(conn: &Conn) -> anyhow::Error {
+    CtlError::Unreachable {
+        path: conn.path().to_owned(),
+        why: "unexpected answer type — is chatctl the same version as chatd?".into(),
+    }
+    .into()
+}
+
+fn print(text: &str) -> anyhow::Result<()> {
+    let mut out = io::stdout().lock();
+    out.write_all(text.as_bytes())?;
+    out.flush()?;
+    Ok(())
+}
+
+fn print_json(v: &impl Serialize) -> anyhow::Result<()> {
+    let mut text = serde_json::to_string_pretty(v)?;
+    text.push('\n');
+    print(&text)
 }

@@ -2,6 +2,7 @@
 //! until a shutdown future completes. `main.rs` only parses flags, sets up logging, binds and
 //! calls `run`; tests can do the same in-process.
 //!
+//! - [`admin`]: the admin channel's Unix socket, credential check and event stream.
 //! - [`config`]: flags into a validated [`Config`](config::Config).
 //! - [`config_file`]: the config file under the flags, `--check-config`.
 //! - [`live`]: the config in force, swapped by a reload.
@@ -12,6 +13,7 @@
 //! - [`rate`]: the per-session token bucket.
 //! - [`stats`]: server-wide counters.
 
+pub mod admin;
 pub mod config;
 pub mod config_file;
 pub mod daemon;
@@ -56,6 +58,17 @@ pub async fn run(
     config: impl Into<Live>,
     shutdown: impl Future<Output = ()>,
 ) {
+    run_with_admin(listeners, None, config, shutdown).await
+}
+
+/// [`run`], also serving the admin channel on `admin` (whose socket file is removed when
+/// this returns).
+pub async fn run_with_admin(
+    listeners: Vec<TcpListener>,
+    admin: Option<admin::AdminListener>,
+    config: impl Into<Live>,
+    shutdown: impl Future<Output = ()>,
+) {
     let live: Live = config.into();
     let config = live.get();
     let registry = Registry::new(config.queue_len);
@@ -77,6 +90,14 @@ pub async fn run(
             l,
             shared.clone(),
             slots.clone(),
+            tracker.clone(),
+            stop.clone(),
+        ));
+    }
+    if let Some(admin) = admin {
+        tracker.spawn(admin::run(
+            admin,
+            registry.clone(),
             tracker.clone(),
             stop.clone(),
         ));

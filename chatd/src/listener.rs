@@ -74,6 +74,10 @@ pub async fn run(
         let Ok(permit) = slots.clone().try_acquire_owned() else {
             crate::stats::Stats::add(&shared.registry.stats().refused, 1);
             shared.registry.stats().error(ErrorCode::ServerFull);
+            shared
+                .registry
+                .events()
+                .error(peer, None, ErrorCode::ServerFull);
             warn!(%peer, max_clients = shared.config.load().max_clients, "server full, refusing connection");
             if let Ok(p) = refusing.clone().try_acquire_owned() {
                 let max = shared.config.load().max_clients;

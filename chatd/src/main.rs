@@ -127,6 +127,10 @@ async fn serve(args: &Args, config: Config, logging: &Logging, detach: &mut Opti
         },
         None => None,
     };
+    let admin = match bind_admin(&config) {
+        Ok(a) => a,
+        Err(code) => return code,
+    };
     let mut addrs = Vec::new();
     for l in &listeners {
         match l.local_addr() {
@@ -151,8 +155,21 @@ async fn serve(args: &Args, config: Config, logging: &Logging, detach: &mut Opti
     }
     let live = Live::new(config);
     let stop = service::until_stopped(signals, args, &live, logging);
-    chatd::run(listeners, live.clone(), stop).await;
+    chatd::run_with_admin(listeners, Some(admin), live.clone(), stop).await;
     0
+}
+
+/// Sets up the admin socket (before the "listening on" lines, so whoever waits for those can
+/// use chatctl at once).
+fn bind_admin(config: &Config) -> Result<chatd::admin::AdminListener, u8> {
+    chatd::admin::bind(config.admin_socket.as_deref()).map_err(|e| {
+        eprintln!("chatd: {e}");
+        if e.is_usage() {
+            EXIT_USAGE
+        } else {
+            EXIT_LISTEN
+        }
+    })
 }
 
 fn explain_bind(e: &io::Error) -> String {

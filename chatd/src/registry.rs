@@ -7,6 +7,7 @@
 //! kick, notice) is what sessions and the admin channel see; a remote backplane can later sit
 //! behind it without touching either.
 
+use crate::admin::Events;
 use crate::mailbox::{CloseRequest, Mailbox, Push};
 use crate::stats::Stats;
 use bytes::Bytes;
@@ -71,6 +72,8 @@ struct Inner {
     queue_len: AtomicUsize,
     shutting_down: AtomicBool,
     stats: Stats,
+    /// What `chatctl watch` sees; free while nobody watches.
+    events: Events,
 }
 
 #[derive(Debug, Default)]
@@ -91,6 +94,7 @@ impl Registry {
                 queue_len: AtomicUsize::new(queue_len),
                 shutting_down: AtomicBool::new(false),
                 stats: Stats::default(),
+                events: Events::new(),
             }),
         }
     }
@@ -102,6 +106,16 @@ impl Registry {
 
     pub fn stats(&self) -> &Stats {
         &self.inner.stats
+    }
+
+    /// The admin event stream (logins, leaves, error replies) behind `chatctl watch`.
+    pub fn events(&self) -> &Events {
+        &self.inner.events
+    }
+
+    /// The bound of each session's outgoing queue, in lines.
+    pub fn queue_len(&self) -> usize {
+        self.inner.queue_len.load(Ordering::Relaxed)
     }
 
     fn users_read(&self) -> std::sync::RwLockReadGuard<'_, Users> {
@@ -167,7 +181,12 @@ impl Registry {
         }
         users.by_key.insert(key, conn.clone());
         users.sorted.insert(name);
-        Ok(users.sorted.iter().cloned().collect())
+        let list = users.sorted.iter().cloned().collect();
+        drop(users);
+        if let Some(name) = conn.name() {
+            self.inner.events.login(conn, name);
+        }
+        Ok(list)
     }
 
     /// Logs `conn` out, if it was logged in, and tells the others why (no one is told while
@@ -182,13 +201,14 @@ impl Registry {
         }
         users.by_key.remove(&key);
         users.sorted.remove(name);
-        if self.inner.shutting_down.load(Ordering::SeqCst) {
-            return;
+        if !self.inner.shutting_down.load(Ordering::SeqCst) {
+            let event = encode::leave_event(name.as_str(), reason);
+            for other in users.by_key.values() {
+                other.mailbox.push(event.clone());
+            }
         }
-        let event = encode::leave_event(name.as_str(), reason);
-        for other in users.by_key.values() {
-            other.mailbox.push(event.clone());
-        }
+        drop(users);
+        self.inner.events.logout(conn, name, reason);
     }
 
     /// Queues a private message from `from` to the user named `to` (any ASCII case).

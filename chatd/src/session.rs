@@ -78,7 +78,7 @@ pub async fn run(
             full_since: None,
             closing: None,
             dead: None,
-            bytes_in: 0,
+            batch: Batch::default(),
         },
     };
     session.serve().await;
@@ -106,7 +106,16 @@ struct Core {
     closing: Option<Closing>,
     /// The socket failed; the session ends without flushing.
     dead: Option<LeaveReason>,
+    batch: Batch,
+}
+
+/// Counts gathered over one read batch and added to the shared counters once, so that
+/// sessions on different cores do not fight over those cache lines for every message.
+#[derive(Default)]
+struct Batch {
     bytes_in: u64,
+    messages: u64,
+    delivered: u64,
 }
 
 /// A session on its way out: it reads nothing more and owes its client what was queued,
@@ -145,11 +154,14 @@ impl Session {
             tokio::select! {
                 biased;
                 _ = poll_fn(|cx| conn.mailbox.poll_ready(cx, room)) => {}
-                r = self.stream.readable(), if want_read => match r {
+                // poll_*_ready keep one waker slot per direction in the socket's registration,
+                // where readable()/writable() would add and remove a waiter list node on every
+                // turn of this loop.
+                r = poll_fn(|cx| self.stream.poll_read_ready(cx)), if want_read => match r {
                     Ok(()) => self.read(),
                     Err(e) => self.core.fail(&e),
                 },
-                r = self.stream.writable(), if want_write => match r {
+                r = poll_fn(|cx| self.stream.poll_write_ready(cx)), if want_write => match r {
                     Ok(()) => self.write(),
                     Err(e) => self.core.fail(&e),
                 },
@@ -179,7 +191,7 @@ impl Session {
                     break;
                 }
                 Ok(n) => {
-                    self.core.bytes_in += n as u64;
+                    self.core.batch.bytes_in += n as u64;
                     let core = &mut self.core;
                     self.decoder
                         .feed(&buf[..n], |frame| core.on_frame(frame, now, ts));
@@ -198,10 +210,12 @@ impl Session {
         let since_connect = now.saturating_duration_since(conn.connected_instant);
         conn.last_active_ms
             .store(since_connect.as_millis() as u64, Ordering::Relaxed);
-        Stats::add(
-            &self.core.shared.registry.stats().bytes_in,
-            std::mem::take(&mut self.core.bytes_in),
-        );
+        let batch = std::mem::take(&mut self.core.batch);
+        conn.sent.fetch_add(batch.messages, Ordering::Relaxed);
+        let stats = self.core.shared.registry.stats();
+        Stats::add(&stats.bytes_in, batch.bytes_in);
+        Stats::add(&stats.messages, batch.messages);
+        Stats::add(&stats.delivered, batch.delivered);
     }
 
     /// Writes as much pending output as the socket takes without waiting.
@@ -437,6 +451,9 @@ impl Core {
     fn error(&mut self, id: Option<&RawValue>, code: ErrorCode, message: &str) {
         info!(peer = %self.peer, user = %self.user(), %code, "error reply");
         self.registry().stats().error(code);
+        self.registry()
+            .events()
+            .error(self.peer, self.name.as_ref(), code);
         encode::error(&mut self.out, id, code, message);
     }
 
@@ -540,7 +557,6 @@ impl Core {
     }
 
     fn send(&mut self, id: Option<&RawValue>, me: &Name, to: Target<'_>, body: &RawValue, ts: u64) {
-        let stats = self.shared.registry.stats();
         let delivered = match to {
             Target::All => self.registry().broadcast(self.conn(), body, ts),
             Target::User(to) => match self.registry().deliver(me, &to, body, ts) {
@@ -560,9 +576,8 @@ impl Core {
                 }
             },
         };
-        self.conn().sent.fetch_add(1, Ordering::Relaxed);
-        Stats::add(&stats.messages, 1);
-        Stats::add(&stats.delivered, delivered as u64);
+        self.batch.messages += 1;
+        self.batch.delivered += delivered as u64;
         encode::ok_delivered(&mut self.out, id, delivered);
     }
 }

@@ -5,10 +5,13 @@
 //! do: `CARGO_BIN_EXE_*` exists only for a package's own binaries. `cargo test --workspace`
 //! builds them all first, because each binary's package has an integration test of its own.
 
+mod admin;
+
+pub use admin::{Run, Watch, chatctl_at, chatctl_with, output_of_copied, run_as, socket_dir};
 use serde_json::Value;
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
@@ -44,6 +47,11 @@ pub struct Chatd {
     addrs: Vec<SocketAddr>,
     log: Arc<Mutex<Vec<String>>>,
     log_rx: Mutex<mpsc::Receiver<String>>,
+    /// The admin socket it serves.
+    admin_socket: PathBuf,
+    /// Holds the admin socket when the test did not choose a path: every daemon gets its own,
+    /// so tests running in parallel never meet on the default path. Dropped after the child.
+    _admin_dir: Option<tempfile::TempDir>,
 }
 
 impl Chatd {
@@ -54,13 +62,24 @@ impl Chatd {
     }
 
     /// Like [`Chatd::start`], with a hook to adjust the command (environment, say).
+    ///
+    /// Unless `args` has `--admin-socket`, the daemon's admin socket goes in a temp dir of its
+    /// own (through `CHATD_ADMIN_SOCKET`, which `adjust` may still override).
     pub fn start_with(args: &[&str], adjust: impl FnOnce(&mut Command)) -> Chatd {
         let mut cmd = Command::new(bin("chatd"));
         if !args.contains(&"--listen") {
             cmd.args(["--listen", "127.0.0.1:0"]);
         }
+        let (admin_socket, admin_dir) = match args.iter().position(|a| *a == "--admin-socket") {
+            Some(i) => (PathBuf::from(args[i + 1]), None),
+            None => {
+                let dir = socket_dir();
+                (dir.path().join("admin.sock"), Some(dir))
+            }
+        };
         cmd.args(args)
             .env("RUST_LOG", "info")
+            .env("CHATD_ADMIN_SOCKET", &admin_socket)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
@@ -81,6 +100,8 @@ impl Chatd {
             addrs: Vec::new(),
             log,
             log_rx: Mutex::new(rx),
+            admin_socket,
+            _admin_dir: admin_dir,
         };
         let expected = args.iter().filter(|a| **a == "--listen").count().max(1);
         while d.addrs.len() < expected {
@@ -96,10 +117,14 @@ impl Chatd {
 
     /// Starts chatd without waiting for anything: for runs that log to files, or that are
     /// expected to fail. Set the addresses with [`Chatd::set_addrs`] once known.
+    /// The admin socket gets a private temp dir as with [`Chatd::start_with`].
     pub fn spawn_with(args: &[&str], adjust: impl FnOnce(&mut Command)) -> Chatd {
         let mut cmd = Command::new(bin("chatd"));
+        let dir = socket_dir();
+        let admin_socket = dir.path().join("admin.sock");
         cmd.args(args)
             .env("RUST_LOG", "info")
+            .env("CHATD_ADMIN_SOCKET", &admin_socket)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
@@ -120,6 +145,8 @@ impl Chatd {
             addrs: Vec::new(),
             log,
             log_rx: Mutex::new(rx),
+            admin_socket,
+            _admin_dir: Some(dir),
         }
     }
 
@@ -138,6 +165,16 @@ impl Chatd {
 
     pub fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// The admin socket this daemon serves.
+    pub fn admin_socket(&self) -> &Path {
+        &self.admin_socket
+    }
+
+    /// Runs the real `chatctl` against this daemon's admin socket.
+    pub fn chatctl(&self, args: &[&str]) -> Run {
+        chatctl_at(&self.admin_socket, args)
     }
 
     /// Every stderr line so far.

@@ -37,6 +37,8 @@ async fn daemon_detaches_writes_the_pid_file_and_stops_cleanly() {
             logs.to_str().unwrap(),
             "--listen",
             "127.0.0.1:0",
+            "--admin-socket",
+            dir.path().join("run/admin.sock").to_str().unwrap(),
         ],
         |_| {},
     );

@@ -164,12 +164,22 @@ async fn sighup_with_a_broken_file_keeps_the_running_config() {
 #[tokio::test]
 async fn sighup_names_settings_that_need_a_restart_and_applies_the_rest() {
     let dir = tempfile::tempdir().unwrap();
-    let cfg = write(dir.path(), "rate = 50\n");
-    let d = Chatd::start(&["--config", &cfg]);
+    // No --listen flag this time, so the file's listen is the one in force.
+    let cfg = write(dir.path(), "listen = [\"127.0.0.1:0\"]\nrate = 50\n");
+    let mut d = Chatd::spawn_with(&["--config", &cfg], |_| {});
+    let line = d.wait_log("listening on ");
+    let addr = line
+        .rsplit("listening on ")
+        .next()
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    d.set_addrs(vec![addr]);
     let mut c = Client::login(d.addr(), "x").await;
-    write(dir.path(), "admin_socket = \"/run/elsewhere.sock\"\n");
+    write(dir.path(), "listen = [\"127.0.0.1:1\"]\n");
     d.signal("HUP");
-    d.wait_log("admin_socket changed; restart chatd to apply");
+    d.wait_log("listen addresses changed; restart chatd to apply");
     let line = d.wait_log("setting changed");
     assert!(line.contains("key=rate from=50.0 to=100.0"), "{line}");
     d.wait_log("configuration reloaded changed=1");

@@ -3,7 +3,8 @@
 //!
 //! A build.rs cannot do this: it writes into a hashed `OUT_DIR` that cargo-deb cannot name.
 //! The CLI definitions are reached without running the binaries: chatd's `Args` is in its
-//! library, and chatcli's `cli.rs` depends only on clap and proto, so it is compiled in here as well.
+//! library, and chatctl's and chatcli's `cli.rs` depend only on clap and proto, so they are
+//! compiled in here as well.
 
 use clap::{Command, CommandFactory};
 use clap_complete::Shell;
@@ -13,6 +14,10 @@ use std::process::ExitCode;
 #[allow(dead_code)] // only the clap definition is used here
 #[path = "../../chatcli/src/cli.rs"]
 mod chatcli_cli;
+
+#[allow(dead_code)]
+#[path = "../../chatctl/src/cli.rs"]
+mod chatctl_cli;
 
 /// Where the package's metadata (chatd/Cargo.toml) expects the generated files.
 const DEFAULT_OUT: &str = "packaging/generated";
@@ -43,6 +48,7 @@ fn main() -> ExitCode {
 fn commands() -> Vec<(Command, &'static str)> {
     vec![
         (chatd::config::Args::command(), "8"),
+        (chatctl_cli::Cli::command(), "1"),
         (chatcli_cli::Cli::command(), "1"),
     ]
 }

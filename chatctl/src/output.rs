@@ -1,0 +1,247 @@
+//! Text output: the users table, the stats block, the status line and one line per watched
+//! event. Plain `format!` with computed widths; scripts use `--json` instead of parsing these.
+
+use proto::admin::{Event, EventKind, Session, Stats, Status};
+
+/// `1h02m`, `3m04s`, `5s`: the two largest units, enough to read at a glance.
+pub fn duration(ms: u64) -> String {
+    let s = ms / 1000;
+    match s {
+        0..60 => format!("{s}s"),
+        60..3600 => format!("{}m{:02}s", s / 60, s % 60),
+        3600..86400 => format!("{}h{:02}m", s / 3600, s % 3600 / 60),
+        _ => format!("{}d{:02}h", s / 86400, s % 86400 / 3600),
+    }
+}
+
+/// A table with a header; columns in `right` are right-aligned (numbers).
+fn table(header: &[&str], rows: &[Vec<String>], right: &[bool]) -> String {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    let header: Vec<String> = header.iter().map(|h| h.to_string()).collect();
+    for row in std::iter::once(&header).chain(rows) {
+        let mut line = String::new();
+        for (i, cell) in row.iter().enumerate() {
+            if i > 0 {
+                line.push_str("  ");
+            }
+            let pad = widths[i].saturating_sub(cell.chars().count());
+            if right[i] {
+                line.push_str(&" ".repeat(pad));
+                line.push_str(cell);
+            } else {
+                line.push_str(cell);
+                line.push_str(&" ".repeat(pad));
+            }
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+/// The `chatctl users` table; header only when nobody is logged in.
+pub fn users(sessions: &[Session]) -> String {
+    let rows: Vec<Vec<String>> = sessions
+        .iter()
+        .map(|s| {
+            vec![
+                s.user.clone(),
+                s.peer.clone(),
+                duration(s.connected_ms),
+                duration(s.idle_ms),
+                s.sent.to_string(),
+                s.received.to_string(),
+                format!("{}/{}", s.queue, s.queue_max),
+            ]
+        })
+        .collect();
+    table(
+        &[
+            "USER",
+            "PEER",
+            "CONNECTED",
+            "IDLE",
+            "SENT",
+            "RECEIVED",
+            "QUEUE",
+        ],
+        &rows,
+        &[false, false, true, true, true, true, true],
+    )
+}
+
+pub fn stats(s: &Stats) -> String {
+    let errors: Vec<String> = s
+        .errors
+        .iter()
+        .filter(|(_, n)| **n > 0)
+        .map(|(code, n)| format!("{code} {n}"))
+        .collect();
+    let errors = if errors.is_empty() {
+        "none".to_owned()
+    } else {
+        errors.join(", ")
+    };
+    format!(
+        "server       {} (pid {})\n\
+         uptime       {}\n\
+         connections  {} open, {} accepted, {} refused (server full)\n\
+         users        {} logged in\n\
+         messages     {} relayed, {} delivered\n\
+         bytes        {} in, {} out\n\
+         errors       {errors}\n",
+        s.server,
+        s.pid,
+        duration(s.uptime_ms),
+        s.connections,
+        s.accepted,
+        s.refused,
+        s.users,
+        s.messages,
+        s.delivered,
+        s.bytes_in,
+        s.bytes_out,
+    )
+}
+
+pub fn status(s: &Status, path: &str) -> String {
+    format!(
+        "{} is up: pid {}, uptime {}, {} users, {} connections ({path})\n",
+        s.server,
+        s.pid,
+        duration(s.uptime_ms),
+        s.users,
+        s.connections
+    )
+}
+
+/// One `watch` line: `TIME EVENT key=value...`, greppable like logfmt.
+pub fn event(e: &Event) -> String {
+    let ts = utc(e.ts);
+    let rest = match &e.kind {
+        EventKind::Login { user, peer } => format!("login   user={user} peer={peer}"),
+        EventKind::Logout { user, peer, reason } => {
+            format!("logout  user={user} peer={peer} reason={reason}")
+        }
+        EventKind::Kick { user, reason, by } => match reason {
+            Some(r) => format!("kick    user={user} by=uid:{by} reason={r:?}"),
+            None => format!("kick    user={user} by=uid:{by}"),
+        },
+        EventKind::Notice { delivered, by } => {
+            format!("notice  delivered={delivered} by=uid:{by}")
+        }
+        EventKind::Error { code, user, peer } => format!(
+            "error   code={code} user={} peer={peer}",
+            user.as_deref().unwrap_or("-")
+        ),
+    };
+    format!("{ts} {rest}\n")
+}
+
+pub fn lagged(missed: u64) -> String {
+    format!("-- missed {missed} events: this watcher fell behind --\n")
+}
+
+/// Milliseconds since the Unix epoch as `YYYY-MM-DDTHH:MM:SS.mmmZ` (UTC).
+pub fn utc(ms: u64) -> String {
+    let secs = ms / 1000;
+    let (days, rem) = (secs / 86400, secs % 86400);
+    // Howard Hinnant's civil_from_days: days since 1970-01-01 to a proleptic Gregorian date.
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60,
+        ms % 1000
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proto::{ErrorCode, LeaveReason};
+
+    #[test]
+    fn durations_show_two_units() {
+        assert_eq!(duration(999), "0s");
+        assert_eq!(duration(59_000), "59s");
+        assert_eq!(duration(62_000), "1m02s");
+        assert_eq!(duration(3_723_000), "1h02m");
+        assert_eq!(duration(90_000_000), "1d01h");
+    }
+
+    #[test]
+    fn utc_matches_known_dates() {
+        assert_eq!(utc(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(utc(951_782_400_123), "2000-02-29T00:00:00.123Z");
+        assert_eq!(utc(1_763_856_000_123), "2025-11-23T00:00:00.123Z");
+    }
+
+    #[test]
+    fn an_empty_table_is_its_header() {
+        assert_eq!(
+            users(&[]),
+            "USER  PEER  CONNECTED  IDLE  SENT  RECEIVED  QUEUE\n"
+        );
+    }
+
+    #[test]
+    fn table_columns_line_up() {
+        let s = Session {
+            user: "alice".into(),
+            peer: "127.0.0.1:40000".into(),
+            connected_at: 0,
+            connected_ms: 62_000,
+            idle_ms: 3_000,
+            sent: 12,
+            received: 7,
+            queue: 0,
+            queue_max: 1024,
+        };
+        assert_eq!(
+            users(&[s]),
+            "USER   PEER             CONNECTED  IDLE  SENT  RECEIVED   QUEUE\n\
+             alice  127.0.0.1:40000      1m02s    3s    12         7  0/1024\n"
+        );
+    }
+
+    #[test]
+    fn events_are_one_greppable_line() {
+        let e = Event {
+            ts: 0,
+            kind: EventKind::Logout {
+                user: "bob".into(),
+                peer: "127.0.0.1:9".into(),
+                reason: LeaveReason::SlowConsumer,
+            },
+        };
+        assert_eq!(
+            event(&e),
+            "1970-01-01T00:00:00.000Z logout  user=bob peer=127.0.0.1:9 reason=slow_consumer\n"
+        );
+        let e = Event {
+            ts: 0,
+            kind: EventKind::Error {
+                code: ErrorCode::RateLimited,
+                user: None,
+                peer: "p".into(),
+            },
+        };
+        assert!(event(&e).ends_with("error   code=rate_limited user=- peer=p\n"));
+    }
+}
