@@ -1,8 +1,8 @@
 //! chatd's settings: command-line flags checked into one validated [`Config`].
 //!
 //! Every field has a `DEFAULT_*` constant so the defaults are stated once, shown in `--help`
-//! and in the README. Flags are `Option`s so that a config file can be layered under them
-//! later without a flag's default silently overriding the file.
+//! and in the README. Flags are `Option`s so that the config file ([`crate::config_file`]) is
+//! layered under them without a flag's default silently overriding the file.
 
 use clap::Parser;
 use std::net::SocketAddr;
@@ -33,6 +33,8 @@ pub const DEFAULT_KEEPALIVE_INTERVAL: Duration = Duration::from_secs(10);
 pub const DEFAULT_KEEPALIVE_RETRIES: u32 = 3;
 /// How long a closing session may take to flush what it owes its client.
 pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
+/// Daily log files kept in `log_dir`: a week of history without filling the disk.
+pub const DEFAULT_LOG_MAX_FILES: usize = 7;
 
 const EXIT_CODES: &str = "\
 Exit status:
@@ -114,6 +116,35 @@ pub struct Args {
     /// [default: info, or RUST_LOG when set]
     #[arg(long, value_name = "FILTER")]
     pub log_level: Option<String>,
+
+    /// Write logs to daily-rotated files in this directory instead of stderr
+    #[arg(long, value_name = "DIR")]
+    pub log_dir: Option<PathBuf>,
+
+    /// Whether log lines carry our own timestamp; false under journald, which adds its own
+    /// [default: true]
+    #[arg(long, value_name = "BOOL")]
+    pub log_timestamps: Option<bool>,
+
+    /// Log files kept in --log-dir (one a day); 0 keeps them all [default: 7]
+    #[arg(long, value_name = "N")]
+    pub log_max_files: Option<usize>,
+
+    /// Fork to the background once listening (never under systemd: it wants the foreground)
+    #[arg(long)]
+    pub daemon: bool,
+
+    /// Write the daemon's process id to this file; removed on exit
+    #[arg(long, value_name = "PATH")]
+    pub pid_file: Option<PathBuf>,
+
+    /// Config file [default: /etc/chatd/chatd.toml, which may be missing]; flags override it
+    #[arg(long, value_name = "PATH", env = "CHATD_CONFIG")]
+    pub config: Option<PathBuf>,
+
+    /// Check the configuration, print the effective settings and exit (0 when valid)
+    #[arg(long)]
+    pub check_config: bool,
 }
 
 /// The validated settings the server runs with.
@@ -131,7 +162,16 @@ pub struct Config {
     pub keepalive: Option<Keepalive>,
     pub drain_timeout: Duration,
     pub password: Option<String>,
+    /// Where the password came from, so `--check-config` can show it without the secret.
+    pub password_file: Option<PathBuf>,
     pub log_level: Option<String>,
+    pub log_dir: Option<PathBuf>,
+    pub log_timestamps: bool,
+    pub log_max_files: usize,
+    pub daemon: bool,
+    pub pid_file: Option<PathBuf>,
+    /// The config file read, if any (absent when the default file does not exist).
+    pub config_file: Option<PathBuf>,
 }
 
 /// TCP keepalive settings; absent when keepalive is off.
@@ -140,6 +180,14 @@ pub struct Keepalive {
     pub idle: Duration,
     pub interval: Duration,
     pub retries: u32,
+}
+
+impl Keepalive {
+    pub const DEFAULT: Keepalive = Keepalive {
+        idle: DEFAULT_KEEPALIVE,
+        interval: DEFAULT_KEEPALIVE_INTERVAL,
+        retries: DEFAULT_KEEPALIVE_RETRIES,
+    };
 }
 
 impl Default for Config {
@@ -154,14 +202,17 @@ impl Default for Config {
             rate_burst: DEFAULT_RATE_BURST,
             slow_consumer_grace: DEFAULT_SLOW_CONSUMER_GRACE,
             login_timeout: DEFAULT_LOGIN_TIMEOUT,
-            keepalive: Some(Keepalive {
-                idle: DEFAULT_KEEPALIVE,
-                interval: DEFAULT_KEEPALIVE_INTERVAL,
-                retries: DEFAULT_KEEPALIVE_RETRIES,
-            }),
+            keepalive: Some(Keepalive::DEFAULT),
             drain_timeout: DEFAULT_DRAIN_TIMEOUT,
             password: None,
+            password_file: None,
             log_level: None,
+            log_dir: None,
+            log_timestamps: true,
+            log_max_files: DEFAULT_LOG_MAX_FILES,
+            daemon: false,
+            pid_file: None,
+            config_file: None,
         }
     }
 }
@@ -182,13 +233,23 @@ fn invalid(flag: &'static str, reason: impl Into<String>) -> ConfigError {
 }
 
 impl Config {
-    /// Lays `args` over the defaults and checks every value.
+    /// Lays `args` over the defaults and checks every value (no config file).
     pub fn from_args(args: &Args) -> Result<Config, ConfigError> {
         let mut c = Config::default();
+        c.apply_args(args)?;
+        c.validate()?;
+        Ok(c)
+    }
+
+    /// Lays the flags given in `args` over `self` (defaults, or defaults and the file).
+    pub(crate) fn apply_args(&mut self, args: &Args) -> Result<(), ConfigError> {
+        let c = self;
         if !args.listen.is_empty() {
             c.listen = args.listen.clone();
         }
-        c.admin_socket = args.admin_socket.clone();
+        if args.admin_socket.is_some() {
+            c.admin_socket = args.admin_socket.clone();
+        }
         c.max_line_bytes = args.max_line_bytes.unwrap_or(c.max_line_bytes);
         c.max_clients = args.max_clients.unwrap_or(c.max_clients);
         c.queue_len = args.queue_len.unwrap_or(c.queue_len);
@@ -197,7 +258,10 @@ impl Config {
         c.slow_consumer_grace = args.slow_consumer_grace.unwrap_or(c.slow_consumer_grace);
         c.login_timeout = args.login_timeout.unwrap_or(c.login_timeout);
         c.drain_timeout = args.drain_timeout.unwrap_or(c.drain_timeout);
-        let ka = c.keepalive.expect("keepalive is on by default");
+        let ka = c.keepalive.unwrap_or(Keepalive {
+            idle: Duration::ZERO,
+            ..Keepalive::DEFAULT
+        });
         let idle = args.keepalive.unwrap_or(ka.idle);
         c.keepalive = (!idle.is_zero()).then(|| Keepalive {
             idle,
@@ -205,30 +269,47 @@ impl Config {
             retries: args.keepalive_retries.unwrap_or(ka.retries),
         });
         if let Some(path) = &args.password_file {
-            let text = std::fs::read_to_string(path).map_err(|e| {
-                invalid(
-                    "--password-file",
-                    format!("cannot read {}: {e}", path.display()),
-                )
-            })?;
-            let pw = text.lines().next().unwrap_or("").to_owned();
-            if pw.is_empty() {
-                return Err(invalid(
-                    "--password-file",
-                    format!(
-                        "{} is empty; put the password on its first line",
-                        path.display()
-                    ),
-                ));
-            }
-            c.password = Some(pw);
+            c.set_password_file(path)?;
         }
-        c.log_level = args.log_level.clone();
-        c.validate()?;
-        Ok(c)
+        if args.log_level.is_some() {
+            c.log_level = args.log_level.clone();
+        }
+        if args.log_dir.is_some() {
+            c.log_dir = args.log_dir.clone();
+        }
+        c.log_timestamps = args.log_timestamps.unwrap_or(c.log_timestamps);
+        c.log_max_files = args.log_max_files.unwrap_or(c.log_max_files);
+        c.daemon |= args.daemon;
+        if args.pid_file.is_some() {
+            c.pid_file = args.pid_file.clone();
+        }
+        Ok(())
     }
 
-    fn validate(&self) -> Result<(), ConfigError> {
+    /// Reads the login password from the first line of `path`.
+    pub(crate) fn set_password_file(&mut self, path: &std::path::Path) -> Result<(), ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            invalid(
+                "--password-file",
+                format!("cannot read {}: {e}", path.display()),
+            )
+        })?;
+        let pw = text.lines().next().unwrap_or("").to_owned();
+        if pw.is_empty() {
+            return Err(invalid(
+                "--password-file",
+                format!(
+                    "{} is empty; put the password on its first line",
+                    path.display()
+                ),
+            ));
+        }
+        self.password = Some(pw);
+        self.password_file = Some(path.to_owned());
+        Ok(())
+    }
+
+    pub(crate) fn validate(&self) -> Result<(), ConfigError> {
         if self.max_line_bytes < MIN_MAX_LINE_BYTES {
             return Err(invalid(
                 "--max-line-bytes",
@@ -270,16 +351,29 @@ impl Config {
                 ));
             }
         }
+        if self.drain_timeout.is_zero() {
+            return Err(invalid("--drain-timeout", "must be more than 0s"));
+        }
+        if let Some(f) = &self.log_level {
+            if let Err(e) = tracing_subscriber::EnvFilter::try_new(f) {
+                return Err(invalid(
+                    "--log-level",
+                    format!(
+                        "invalid filter {f:?}: {e}; use a level such as info or directives such as chatd=debug"
+                    ),
+                ));
+            }
+        }
         Ok(())
     }
 }
 
-fn parse_addr(s: &str) -> Result<SocketAddr, String> {
+pub(crate) fn parse_addr(s: &str) -> Result<SocketAddr, String> {
     s.parse()
         .map_err(|_| format!("expected IP:PORT such as 127.0.0.1:7878 or [::1]:7878, got {s:?}"))
 }
 
-fn parse_duration(s: &str) -> Result<Duration, String> {
+pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
     if s == "0" {
         return Ok(Duration::ZERO);
     }

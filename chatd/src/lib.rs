@@ -4,6 +4,8 @@
 //!
 //! - [`admin`]: the admin channel's Unix socket, credential check and event stream.
 //! - [`config`]: flags into a validated [`Config`](config::Config).
+//! - [`config_file`]: the config file under the flags, `--check-config`.
+//! - [`live`]: the config in force, swapped by a reload.
 //! - [`listener`]: binding, the accept loop, the connection limit.
 //! - [`session`]: one task per connection.
 //! - [`registry`]: who is logged in; the only way a message reaches another session.
@@ -13,15 +15,20 @@
 
 pub mod admin;
 pub mod config;
+pub mod config_file;
+pub mod daemon;
 pub mod listener;
+pub mod live;
+pub mod logging;
 pub mod mailbox;
 pub mod rate;
 pub mod registry;
+pub mod service;
 pub mod session;
 pub mod stats;
 mod trim;
 
-use config::Config;
+use live::Live;
 use registry::Registry;
 use session::Shared;
 use std::future::Future;
@@ -47,7 +54,11 @@ pub fn now_ms() -> u64 {
 /// Serves `listeners` until `shutdown` completes, then stops accepting, sends every client
 /// `bye shutdown` after what it was already owed, and returns once every session has ended
 /// (each within the drain timeout).
-pub async fn run(listeners: Vec<TcpListener>, config: Config, shutdown: impl Future<Output = ()>) {
+pub async fn run(
+    listeners: Vec<TcpListener>,
+    config: impl Into<Live>,
+    shutdown: impl Future<Output = ()>,
+) {
     run_with_admin(listeners, None, config, shutdown).await
 }
 
@@ -56,18 +67,25 @@ pub async fn run(listeners: Vec<TcpListener>, config: Config, shutdown: impl Fut
 pub async fn run_with_admin(
     listeners: Vec<TcpListener>,
     admin: Option<admin::AdminListener>,
-    config: Config,
+    config: impl Into<Live>,
     shutdown: impl Future<Output = ()>,
 ) {
+    let live: Live = config.into();
+    let config = live.get();
     let registry = Registry::new(config.queue_len);
     let slots = Arc::new(Semaphore::new(config.max_clients));
-    let drain = config.drain_timeout;
     let shared = Arc::new(Shared {
         registry: registry.clone(),
-        config,
+        config: live.clone(),
     });
     let tracker = TaskTracker::new();
     let stop = CancellationToken::new();
+    tracker.spawn(live::apply_limits(
+        live.clone(),
+        registry.clone(),
+        slots.clone(),
+        stop.clone(),
+    ));
     for l in listeners {
         tracker.spawn(listener::run(
             l,
@@ -92,7 +110,7 @@ pub async fn run_with_admin(
     registry.shutdown();
     tracker.close();
     // Each session bounds its own drain; this only guards against a bug hanging the exit.
-    let grace = drain + std::time::Duration::from_secs(2);
+    let grace = live.load().drain_timeout + std::time::Duration::from_secs(2);
     if tokio::time::timeout(grace, tracker.wait()).await.is_err() {
         warn!(
             left = registry.connections(),

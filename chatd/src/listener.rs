@@ -78,9 +78,9 @@ pub async fn run(
                 .registry
                 .events()
                 .error(peer, None, ErrorCode::ServerFull);
-            warn!(%peer, max_clients = shared.config.max_clients, "server full, refusing connection");
+            warn!(%peer, max_clients = shared.config.load().max_clients, "server full, refusing connection");
             if let Ok(p) = refusing.clone().try_acquire_owned() {
-                let max = shared.config.max_clients;
+                let max = shared.config.load().max_clients;
                 tracker.spawn(async move {
                     let _p = p;
                     let _ = tokio::time::timeout(REFUSE_TIMEOUT, refuse(stream, max)).await;
@@ -105,7 +105,7 @@ fn is_per_connection(e: &io::Error) -> bool {
 fn configure(stream: &TcpStream, shared: &Shared) {
     // Replies are batched by the session, so Nagle would only add latency.
     let _ = stream.set_nodelay(true);
-    if let Some(ka) = shared.config.keepalive {
+    if let Some(ka) = shared.config.load().keepalive {
         let sock = SockRef::from(stream);
         let params = TcpKeepalive::new()
             .with_time(ka.idle)

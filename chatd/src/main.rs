@@ -1,14 +1,17 @@
-//! The chatd binary: flags, logging, binding, then [`chatd::run`] until SIGTERM or SIGINT.
-//! Exit codes are listed in `--help` and the README.
+//! The chatd binary: flags and config file, optional fork, logging, binding, then
+//! [`chatd::run`] until SIGTERM or SIGINT (SIGHUP reloads). Exit codes are listed in `--help`
+//! and the README. Service plumbing lives in `chatd::{config_file, daemon, logging, service}`.
 
-use anyhow::Context;
 use chatd::config::{Args, Config};
+use chatd::daemon::{Detach, Role};
+use chatd::live::Live;
+use chatd::logging::Logging;
+use chatd::service;
 use clap::Parser;
 use clap::error::ErrorKind;
-use std::io::{self, IsTerminal};
+use std::io;
 use std::process::ExitCode;
 use tracing::info;
-use tracing_subscriber::EnvFilter;
 
 const EXIT_RUNTIME: u8 = 1;
 const EXIT_USAGE: u8 = 2;
@@ -34,17 +37,58 @@ fn main() -> ExitCode {
             return ExitCode::from(EXIT_USAGE);
         }
     };
-    let config = match Config::from_args(&args) {
+    let mut args = args;
+    chatd::daemon::absolute_paths(&mut args);
+    let config = match chatd::config_file::load(&args) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("chatd: {e}");
             return ExitCode::from(EXIT_USAGE);
         }
     };
-    if let Err(e) = init_logging(config.log_level.as_deref()) {
-        eprintln!("chatd: --log-level: {e:#}");
-        return ExitCode::from(EXIT_USAGE);
+    if args.check_config {
+        print!("{}", chatd::config_file::render(&config));
+        return ExitCode::SUCCESS;
     }
+    // Fork before the runtime and the log writer start threads (see chatd::daemon).
+    let mut detach = None;
+    if config.daemon {
+        if std::env::var_os("NOTIFY_SOCKET").is_some() {
+            eprintln!(
+                "chatd: --daemon: NOTIFY_SOCKET is set, so a service manager runs chatd and wants it in the foreground; remove --daemon (daemon = false)"
+            );
+            return ExitCode::from(EXIT_USAGE);
+        }
+        if config.log_dir.is_none() {
+            eprintln!(
+                "chatd: warning: --daemon without log_dir: logs after start-up are discarded"
+            );
+        }
+        match chatd::daemon::daemonize() {
+            Ok(Role::Parent(code)) => return ExitCode::from(code),
+            Ok(Role::Daemon(d)) => detach = Some(d),
+            Err(e) => {
+                eprintln!("chatd: {e}");
+                return ExitCode::from(EXIT_RUNTIME);
+            }
+        }
+    }
+    let code = start(&args, config, &mut detach);
+    if let Some(d) = detach {
+        d.failed(code);
+    }
+    ExitCode::from(code)
+}
+
+/// Logging, runtime, serving; returns the exit code. `detach` is taken once start-up worked.
+fn start(args: &Args, config: Config, detach: &mut Option<Detach>) -> u8 {
+    let logging = match chatd::logging::init(&config) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("chatd: {e}");
+            return EXIT_USAGE;
+        }
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -52,66 +96,78 @@ fn main() -> ExitCode {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("chatd: cannot start the async runtime: {e}");
-            return ExitCode::from(EXIT_RUNTIME);
+            return EXIT_RUNTIME;
         }
     };
-    runtime.block_on(serve(config))
+    let code = runtime.block_on(serve(args, config, &logging, detach));
+    // Sessions are done; what is left of the runtime (the signal bridge) need not linger.
+    runtime.shutdown_timeout(std::time::Duration::from_millis(100));
+    drop(logging); // flushes the log files
+    code
 }
 
-async fn serve(config: Config) -> ExitCode {
+async fn serve(args: &Args, config: Config, logging: &Logging, detach: &mut Option<Detach>) -> u8 {
     let mut listeners = Vec::new();
     for addr in &config.listen {
         match chatd::listener::bind(*addr) {
             Ok(l) => listeners.push(l),
             Err(e) => {
                 eprintln!("chatd: cannot listen on {addr}: {}", explain_bind(&e));
-                return ExitCode::from(EXIT_LISTEN);
+                return EXIT_LISTEN;
             }
         }
     }
+    let _pid_file = match &config.pid_file {
+        Some(p) => match service::PidFileGuard::create(p) {
+            Ok(g) => Some(g),
+            Err(e) => {
+                eprintln!("chatd: pid_file: cannot write {}: {e}", p.display());
+                return EXIT_RUNTIME;
+            }
+        },
+        None => None,
+    };
     let admin = match bind_admin(&config) {
         Ok(a) => a,
         Err(code) => return code,
     };
+    let mut addrs = Vec::new();
     for l in &listeners {
         match l.local_addr() {
-            Ok(a) => info!("listening on {a}"),
+            Ok(a) => {
+                info!("listening on {a}");
+                addrs.push(a.to_string());
+            }
             Err(e) => info!("listening (address unknown: {e})"),
         }
     }
-    let stop = match shutdown_signal() {
+    let signals = match service::Signals::watch() {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("chatd: {e:#}");
-            return ExitCode::from(EXIT_RUNTIME);
+            eprintln!("chatd: cannot watch signals: {e}");
+            return EXIT_RUNTIME;
         }
     };
-    chatd::run_with_admin(listeners, Some(admin), config, stop).await;
-    ExitCode::SUCCESS
+    // Every listener (the admin socket included) is bound: the service is up.
+    service::notify_ready(&format!("listening on {}", addrs.join(", ")));
+    if let Some(d) = detach.take() {
+        d.ready();
+    }
+    let live = Live::new(config);
+    let stop = service::until_stopped(signals, args, &live, logging);
+    chatd::run_with_admin(listeners, Some(admin), live.clone(), stop).await;
+    0
 }
 
 /// Sets up the admin socket (before the "listening on" lines, so whoever waits for those can
 /// use chatctl at once).
-fn bind_admin(config: &Config) -> Result<chatd::admin::AdminListener, ExitCode> {
+fn bind_admin(config: &Config) -> Result<chatd::admin::AdminListener, u8> {
     chatd::admin::bind(config.admin_socket.as_deref()).map_err(|e| {
         eprintln!("chatd: {e}");
-        ExitCode::from(if e.is_usage() {
+        if e.is_usage() {
             EXIT_USAGE
         } else {
             EXIT_LISTEN
-        })
-    })
-}
-
-/// A future that completes on SIGTERM (systemd's stop) or SIGINT (Ctrl-C).
-fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
-    let mut int = signal(SignalKind::interrupt()).context("cannot watch SIGINT")?;
-    Ok(async move {
-        tokio::select! {
-            _ = term.recv() => info!("SIGTERM received"),
-            _ = int.recv() => info!("SIGINT received"),
         }
     })
 }
@@ -129,18 +185,4 @@ fn explain_bind(e: &io::Error) -> String {
         }
         _ => format!("{e} — check --listen"),
     }
-}
-
-fn init_logging(level: Option<&str>) -> anyhow::Result<()> {
-    let filter = match level {
-        Some(l) => EnvFilter::try_new(l).with_context(|| format!("invalid filter {l:?}"))?,
-        None => EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
-    };
-    tracing_subscriber::fmt()
-        .with_writer(io::stderr)
-        .with_env_filter(filter)
-        .with_target(false)
-        .with_ansi(io::stderr().is_terminal())
-        .init();
-    Ok(())
 }

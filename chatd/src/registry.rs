@@ -15,7 +15,7 @@ use proto::{LeaveReason, Name, NameKey, encode};
 use serde_json::value::RawValue;
 use std::collections::{BTreeSet, HashMap};
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::{Instant, SystemTime};
 
@@ -72,7 +72,8 @@ struct Inner {
     users: RwLock<Users>,
     conns: Mutex<HashMap<u64, Arc<Conn>>>,
     next_id: AtomicU64,
-    queue_len: usize,
+    /// Atomic so a config reload can change it for connections made afterwards.
+    queue_len: AtomicUsize,
     shutting_down: AtomicBool,
     stats: Stats,
     /// What `chatctl watch` sees; free while nobody watches.
@@ -94,12 +95,17 @@ impl Registry {
                 users: RwLock::new(Users::default()),
                 conns: Mutex::new(HashMap::new()),
                 next_id: AtomicU64::new(1),
-                queue_len,
+                queue_len: AtomicUsize::new(queue_len),
                 shutting_down: AtomicBool::new(false),
                 stats: Stats::default(),
                 events: Events::new(),
             }),
         }
+    }
+
+    /// Sets the queue length of connections made from now on (a reload).
+    pub fn set_queue_len(&self, queue_len: usize) {
+        self.inner.queue_len.store(queue_len, Ordering::Relaxed);
     }
 
     pub fn stats(&self) -> &Stats {
@@ -113,7 +119,7 @@ impl Registry {
 
     /// The bound of each session's outgoing queue, in lines.
     pub fn queue_len(&self) -> usize {
-        self.inner.queue_len
+        self.inner.queue_len.load(Ordering::Relaxed)
     }
 
     fn users_read(&self) -> std::sync::RwLockReadGuard<'_, Users> {
@@ -137,7 +143,7 @@ impl Registry {
             connected_at: SystemTime::now(),
             connected_instant: Instant::now(),
             name: OnceLock::new(),
-            mailbox: Mailbox::new(self.inner.queue_len),
+            mailbox: Mailbox::new(self.inner.queue_len.load(Ordering::Relaxed)),
             sent: AtomicU64::new(0),
             received: AtomicU64::new(0),
             last_active_ms: AtomicU64::new(0),

@@ -10,7 +10,7 @@
 //! requests and stops taking from its mailbox, so memory per connection stays bounded and a
 //! client that does not read its replies slows only itself.
 
-use crate::config::Config;
+use crate::live::Live;
 use crate::mailbox::{CloseRequest, Taken};
 use crate::rate::TokenBucket;
 use crate::registry::{Conn, ConnGuard, DeliverError, JoinError, RecipientCache, Registry};
@@ -47,7 +47,8 @@ const LINGER: Duration = Duration::from_millis(500);
 #[derive(Debug)]
 pub struct Shared {
     pub registry: Registry,
-    pub config: Config,
+    /// The config in force; a reload swaps it (see [`crate::live`]).
+    pub config: Live,
 }
 
 /// Serves one connection until it closes. `slot` is this connection's place under the
@@ -64,9 +65,12 @@ pub async fn run(
     let now = Instant::now();
     let mut session = Session {
         stream,
-        decoder: LineDecoder::new(shared.config.max_line_bytes),
+        decoder: LineDecoder::new(shared.config.load().max_line_bytes),
         core: Core {
-            rate: TokenBucket::new(shared.config.rate, shared.config.rate_burst, now),
+            rate: {
+                let config = shared.config.load();
+                TokenBucket::new(config.rate, config.rate_burst, now)
+            },
             shared,
             guard,
             out: Vec::new(),
@@ -292,7 +296,7 @@ impl Session {
 
 impl Core {
     fn login_deadline(&self) -> Instant {
-        self.guard.conn.connected_instant + self.shared.config.login_timeout
+        self.guard.conn.connected_instant + self.shared.config.load().login_timeout
     }
 
     /// The user name for log lines, `-` before login.
@@ -368,7 +372,7 @@ impl Core {
         let login = self.name.is_none().then(|| self.login_deadline());
         let slow = self
             .full_since
-            .map(|t| t + self.shared.config.slow_consumer_grace);
+            .map(|t| t + self.shared.config.load().slow_consumer_grace);
         match (login, slow) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -394,7 +398,7 @@ impl Core {
             return;
         }
         if let Some(since) = self.full_since {
-            if now >= since + self.shared.config.slow_consumer_grace {
+            if now >= since + self.shared.config.load().slow_consumer_grace {
                 info!(peer = %self.guard.conn.peer, user = %self.user(), "slow consumer: queue full too long, cutting off");
                 self.begin_close(
                     Some((ByeReason::SlowConsumer, None)),
@@ -427,7 +431,7 @@ impl Core {
         self.closing = Some(Box::new(Closing {
             bye,
             reason,
-            deadline: now + self.shared.config.drain_timeout,
+            deadline: now + self.shared.config.load().drain_timeout,
             bye_written: false,
         }));
     }
@@ -450,7 +454,7 @@ impl Core {
         }
         match frame {
             Frame::TooLong => {
-                let max = self.shared.config.max_line_bytes;
+                let max = self.shared.config.load().max_line_bytes;
                 self.error(
                     None,
                     ErrorCode::TooLarge,
@@ -489,7 +493,7 @@ impl Core {
                 if let Err(wait) = self.rate.take(now) {
                     let msg = format!(
                         "over the limit of {} messages per second; nothing was delivered, retry in {} ms",
-                        self.shared.config.rate,
+                        self.shared.config.load().rate,
                         wait.as_millis().max(1)
                     );
                     return self.error(id, ErrorCode::RateLimited, &msg);
@@ -532,7 +536,7 @@ impl Core {
             let msg = format!("this connection is already logged in as {me}");
             return self.error(id, ErrorCode::AlreadyLoggedIn, &msg);
         }
-        if let Some(expected) = &self.shared.config.password {
+        if let Some(expected) = &self.shared.config.load().password {
             if !password.is_some_and(|p| constant_time_eq(p.as_bytes(), expected.as_bytes())) {
                 let msg = if password.is_some() {
                     "wrong password"
@@ -630,7 +634,7 @@ mod tests {
         let (stream, peer) = listener.accept().await.unwrap();
         let shared = Arc::new(Shared {
             registry: Registry::new(8),
-            config: Config::default(),
+            config: crate::config::Config::default().into(),
         });
         let slot = Arc::new(Semaphore::new(1)).try_acquire_owned().unwrap();
         let fut = run(stream, peer, shared, slot);

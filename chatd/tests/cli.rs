@@ -5,8 +5,12 @@
 use std::process::Command;
 
 fn chatd(args: &[&str]) -> (i32, String, String) {
+    // Never the system's /run/chatd (these tests run as root in CI): an admin socket of our own.
+    let dir = tempfile::tempdir().unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_chatd"))
         .args(args)
+        .env("CHATD_ADMIN_SOCKET", dir.path().join("admin.sock"))
+        .env_remove("NOTIFY_SOCKET")
         .output()
         .unwrap();
     (

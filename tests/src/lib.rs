@@ -115,6 +115,45 @@ impl Chatd {
         d
     }
 
+    /// Starts chatd without waiting for anything: for runs that log to files, or that are
+    /// expected to fail. Set the addresses with [`Chatd::set_addrs`] once known.
+    /// The admin socket gets a private temp dir as with [`Chatd::start_with`].
+    pub fn spawn_with(args: &[&str], adjust: impl FnOnce(&mut Command)) -> Chatd {
+        let mut cmd = Command::new(bin("chatd"));
+        let dir = socket_dir();
+        let admin_socket = dir.path().join("admin.sock");
+        cmd.args(args)
+            .env("RUST_LOG", "info")
+            .env("CHATD_ADMIN_SOCKET", &admin_socket)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        adjust(&mut cmd);
+        let mut child = cmd.spawn().expect("spawn chatd");
+        let stderr = child.stderr.take().expect("piped stderr");
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let (tx, rx) = mpsc::channel();
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                sink.lock().unwrap().push(line.clone());
+                let _ = tx.send(line);
+            }
+        });
+        Chatd {
+            child,
+            addrs: Vec::new(),
+            log,
+            log_rx: Mutex::new(rx),
+            admin_socket,
+            _admin_dir: Some(dir),
+        }
+    }
+
+    pub fn set_addrs(&mut self, addrs: Vec<SocketAddr>) {
+        self.addrs = addrs;
+    }
+
     /// The first listening address.
     pub fn addr(&self) -> SocketAddr {
         self.addrs[0]
@@ -198,6 +237,52 @@ pub fn wait_child(child: &mut Child) -> ExitStatus {
         // Polling a child's exit has no event to wait on short of SIGCHLD handling; a short
         // poll interval under a deadline is the standard way.
         std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Runs a workspace binary to completion (within the deadline): exit code, stdout, stderr.
+pub fn run_bin(
+    name: &str,
+    args: &[&str],
+    adjust: impl FnOnce(&mut Command),
+) -> (i32, String, String) {
+    let mut cmd = Command::new(bin(name));
+    cmd.args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    adjust(&mut cmd);
+    let mut child = cmd.spawn().unwrap_or_else(|e| panic!("spawn {name}: {e}"));
+    let read = |r: Option<Box<dyn std::io::Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut s = String::new();
+            if let Some(mut r) = r {
+                let _ = r.read_to_string(&mut s);
+            }
+            s
+        })
+    };
+    let out = read(child.stdout.take().map(|r| Box::new(r) as _));
+    let err = read(child.stderr.take().map(|r| Box::new(r) as _));
+    let status = wait_child(&mut child);
+    (
+        status.code().unwrap_or(-1),
+        out.join().unwrap(),
+        err.join().unwrap(),
+    )
+}
+
+/// Waits until `probe` finds what it looks for, failing the test with `what` past the
+/// deadline. For state with no event to wait on (a file appearing, a process ending that is
+/// not our child); the probe interval is short and always under the deadline.
+pub fn wait_for<T>(what: &str, mut probe: impl FnMut() -> Option<T>) -> T {
+    let end = Instant::now() + DEADLINE;
+    loop {
+        if let Some(v) = probe() {
+            return v;
+        }
+        assert!(Instant::now() < end, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
 

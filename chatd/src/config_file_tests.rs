@@ -1,0 +1,213 @@
+//! Unit tests of the config file layer: precedence, and the exact text of every error.
+
+use super::*;
+use clap::{CommandFactory, Parser};
+
+/// Writes `text` as a config file and loads it under `flags`.
+fn load_with(text: &str, flags: &[&str]) -> (tempfile::TempDir, Result<Config, String>) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("chatd.toml");
+    std::fs::write(&path, text).unwrap();
+    let p = path.to_str().unwrap().to_owned();
+    let argv = ["chatd", "--config", &p]
+        .into_iter()
+        .chain(flags.iter().copied());
+    let args = Args::try_parse_from(argv).unwrap();
+    let r = load(&args).map_err(|e| e.to_string().replace(&p, "FILE"));
+    (dir, r)
+}
+
+fn err(text: &str) -> String {
+    load_with(text, &[]).1.unwrap_err()
+}
+
+#[test]
+fn every_flag_has_a_key() {
+    let meta = ["config", "check_config", "help", "version"];
+    for arg in Args::command().get_arguments() {
+        let key = arg.get_id().as_str();
+        if !meta.contains(&key) {
+            assert!(KEYS.contains(&key), "flag --{key} has no config key");
+        }
+    }
+    // And every key parses: a file naming them all with their defaults loads.
+    let all = render(&Config::default()).replace("# ", "#");
+    assert!(load_with(&all, &[]).1.is_ok());
+}
+
+#[test]
+fn file_overrides_defaults_and_flags_override_the_file() {
+    let text = "max_clients = 7\nqueue_len = 9\nlisten = [\"127.0.0.1:1\", \"[::1]:2\"]\n\
+                login_timeout = \"250ms\"\nkeepalive = \"0\"\nlog_timestamps = false\n";
+    let (_d, c) = load_with(text, &["--queue-len", "11"]);
+    let c = c.unwrap();
+    assert_eq!(c.max_clients, 7);
+    assert_eq!(c.queue_len, 11);
+    assert_eq!(c.listen.len(), 2);
+    assert_eq!(c.login_timeout, Duration::from_millis(250));
+    assert_eq!(c.keepalive, None);
+    assert!(!c.log_timestamps);
+    assert_eq!(c.rate_burst, crate::config::DEFAULT_RATE_BURST);
+    assert!(c.config_file.is_some());
+}
+
+#[test]
+fn a_missing_default_file_means_defaults_a_missing_named_file_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("nope.toml");
+    let args = Args::try_parse_from(["chatd", "--config", missing.to_str().unwrap()]).unwrap();
+    assert_eq!(
+        load(&args).unwrap_err().to_string(),
+        format!(
+            "{}: cannot read: No such file or directory (os error 2) — check --config",
+            missing.display()
+        )
+    );
+}
+
+#[test]
+fn unknown_keys_are_named_with_their_line_and_a_suggestion() {
+    assert_eq!(
+        err("rate = 5\n\nmax_client = 3\n"),
+        "FILE: unknown key \"max_client\" at line 3 — did you mean \"max_clients\"?"
+    );
+    assert_eq!(
+        err("colour = \"red\"\n"),
+        "FILE: unknown key \"colour\" at line 1 — remove it; docs/service.md lists every key"
+    );
+}
+
+#[test]
+fn type_and_syntax_errors_name_the_key_and_line() {
+    assert_eq!(
+        err("rate = 1\nmax_clients = \"lots\"\n"),
+        "FILE: max_clients at line 2: invalid type: string \"lots\", expected usize"
+    );
+    assert_eq!(
+        err("max_clients = \n"),
+        "FILE: max_clients at line 1: string values must be quoted, expected literal string"
+    );
+    assert_eq!(err("[x\n"), "FILE: line 1: unclosed table, expected `]`");
+}
+
+#[test]
+fn bad_values_name_the_key() {
+    assert_eq!(
+        err("login_timeout = \"soon\"\n"),
+        "FILE: login_timeout: \"soon\": expected number at 0; write a duration such as 500ms, 10s or 2m"
+    );
+    assert_eq!(
+        err("listen = [\"localhost\"]\n"),
+        "FILE: listen: expected IP:PORT such as 127.0.0.1:7878 or [::1]:7878, got \"localhost\""
+    );
+    assert_eq!(
+        err("listen = []\n"),
+        "FILE: listen: needs at least one address"
+    );
+    assert_eq!(
+        err("max_clients = 0\n"),
+        "FILE: max_clients: must be at least 1"
+    );
+    assert_eq!(
+        err("queue_len = 0\n"),
+        "FILE: queue_len: must be at least 1"
+    );
+    assert_eq!(
+        err("rate_burst = 0\n"),
+        "FILE: rate_burst: must be at least 1"
+    );
+    assert_eq!(
+        err("max_line_bytes = 10\n"),
+        "FILE: max_line_bytes: 10 is too small; use at least 128"
+    );
+    assert_eq!(
+        err("rate = -2.5\n"),
+        "FILE: rate: -2.5 is not a rate; use 0 (no limit) or a positive number"
+    );
+    assert_eq!(
+        err("login_timeout = \"0s\"\n"),
+        "FILE: login_timeout: must be more than 0s"
+    );
+    assert_eq!(
+        err("slow_consumer_grace = \"0s\"\n"),
+        "FILE: slow_consumer_grace: must be more than 0s"
+    );
+    assert_eq!(
+        err("drain_timeout = \"0s\"\n"),
+        "FILE: drain_timeout: must be more than 0s"
+    );
+    assert_eq!(
+        err("keepalive_retries = 0\n"),
+        "FILE: keepalive_interval: keepalive needs an interval above 0s and at least 1 retry"
+    );
+    assert!(
+        err("log_level = \"chatd=loud\"\n")
+            .starts_with("FILE: log_level: invalid filter \"chatd=loud\": "),
+    );
+    assert!(
+        err("password_file = \"/nonexistent/pw\"\n")
+            .starts_with("FILE: password_file: cannot read /nonexistent/pw: "),
+    );
+}
+
+#[test]
+fn a_bad_flag_over_a_good_file_names_the_flag() {
+    let (_d, r) = load_with("max_clients = 5\n", &["--max-clients", "0"]);
+    assert_eq!(r.unwrap_err(), "--max-clients: must be at least 1");
+}
+
+#[test]
+fn render_round_trips_and_hides_the_password() {
+    let dir = tempfile::tempdir().unwrap();
+    let pw = dir.path().join("pw");
+    std::fs::write(&pw, "s3cret\n").unwrap();
+    let text = format!("password_file = {:?}\nkeepalive = \"0\"\nrate = 2.5\n", pw);
+    let (_d, c) = load_with(&text, &[]);
+    let c = c.unwrap();
+    let shown = render(&c);
+    assert!(!shown.contains("s3cret"));
+    assert!(shown.contains("keepalive = \"0s\""), "{shown}");
+    let (_d2, again) = load_with(&shown, &[]);
+    let again = again.unwrap();
+    assert_eq!(again.password.as_deref(), Some("s3cret"));
+    assert_eq!(again.keepalive, None);
+    assert_eq!(again.rate, 2.5);
+}
+
+#[test]
+fn the_packaged_conffile_comments_out_every_key_with_its_default() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../packaging/chatd.toml");
+    let text = std::fs::read_to_string(path).unwrap();
+    for key in KEYS {
+        assert!(
+            text.lines().any(|l| l.starts_with(&format!("#{key} = "))),
+            "packaging/chatd.toml lacks a commented {key}"
+        );
+    }
+    // As shipped it sets nothing; uncommented, its values are the defaults (the paths shown
+    // as examples aside).
+    let (_d, shipped) = load_with(&text, &[]);
+    let expected = Config {
+        config_file: shipped.as_ref().unwrap().config_file.clone(),
+        ..Config::default()
+    };
+    assert_eq!(shipped.unwrap(), expected);
+    let examples = [
+        "admin_socket",
+        "password_file",
+        "log_dir",
+        "log_level",
+        "pid_file",
+    ];
+    let uncommented: String = text
+        .lines()
+        .filter_map(|l| l.strip_prefix('#'))
+        .filter(|l| KEYS.iter().any(|k| l.starts_with(&format!("{k} = "))))
+        .filter(|l| !examples.iter().any(|k| l.starts_with(&format!("{k} = "))))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let (_d, c) = load_with(&uncommented, &[]);
+    let mut c = c.unwrap();
+    c.config_file = None;
+    assert_eq!(c, Config::default());
+}

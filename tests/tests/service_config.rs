@@ -1,0 +1,116 @@
+//! The config file seen through the real binary: `--check-config`, precedence, and errors
+//! printed as one line with exit 2.
+
+use e2e::{Chatd, Client, run_bin};
+use serde_json::json;
+use std::path::Path;
+
+fn write(dir: &Path, text: &str) -> String {
+    let path = dir.join("chatd.toml");
+    std::fs::write(&path, text).unwrap();
+    path.to_str().unwrap().to_owned()
+}
+
+#[test]
+fn check_config_prints_every_key_with_flags_over_file_over_defaults() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write(
+        dir.path(),
+        "max_clients = 7\nqueue_len = 9\ndrain_timeout = \"2s\"\n",
+    );
+    let (code, out, err) = run_bin(
+        "chatd",
+        &["--config", &cfg, "--check-config", "--queue-len", "11"],
+        |_| {},
+    );
+    assert_eq!((code, err.as_str()), (0, ""));
+    assert!(out.starts_with(&format!(
+        "# chatd effective configuration (defaults < {cfg} < flags)\n"
+    )));
+    for line in [
+        "listen = [\"127.0.0.1:7878\"]",
+        "max_clients = 7",
+        "queue_len = 11",
+        "drain_timeout = \"2s\"",
+        "max_line_bytes = 65536",
+        "login_timeout = \"10s\"",
+        "# admin_socket is not set",
+        "log_timestamps = true",
+        "daemon = false",
+    ] {
+        assert!(out.lines().any(|l| l == line), "no {line:?} in\n{out}");
+    }
+}
+
+#[test]
+fn check_config_rejects_an_unknown_key_with_its_line_and_a_suggestion() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write(dir.path(), "# limits\nrate = 5\nmax_client = 3\n");
+    let (code, out, err) = run_bin("chatd", &["--config", &cfg, "--check-config"], |_| {});
+    assert_eq!(code, 2);
+    assert_eq!(out, "");
+    assert_eq!(
+        err,
+        format!(
+            "chatd: {cfg}: unknown key \"max_client\" at line 3 — did you mean \"max_clients\"?\n"
+        )
+    );
+}
+
+#[test]
+fn a_bad_value_in_the_file_is_named_by_key_and_exits_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write(dir.path(), "queue_len = 0\n");
+    let (code, _, err) = run_bin("chatd", &["--config", &cfg], |_| {});
+    assert_eq!(code, 2);
+    assert_eq!(
+        err,
+        format!("chatd: {cfg}: queue_len: must be at least 1\n")
+    );
+    let cfg = write(dir.path(), "login_timeout = 5\n");
+    let (code, _, err) = run_bin("chatd", &["--config", &cfg, "--check-config"], |_| {});
+    assert_eq!(code, 2);
+    assert_eq!(
+        err,
+        format!(
+            "chatd: {cfg}: login_timeout at line 1: invalid type: integer `5`, expected a string\n"
+        )
+    );
+}
+
+#[test]
+fn a_missing_named_file_is_an_error_a_missing_default_file_is_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("none.toml");
+    let missing = missing.to_str().unwrap();
+    let (code, _, err) = run_bin("chatd", &["--config", missing, "--check-config"], |_| {});
+    assert_eq!(code, 2);
+    assert_eq!(
+        err,
+        format!(
+            "chatd: {missing}: cannot read: No such file or directory (os error 2) — check --config\n"
+        )
+    );
+    // The same file through the environment behaves the same.
+    let (code, _, _) = run_bin("chatd", &["--check-config"], |c| {
+        c.env("CHATD_CONFIG", missing);
+    });
+    assert_eq!(code, 2);
+}
+
+#[tokio::test]
+async fn the_running_daemon_uses_the_file_and_flags_win() {
+    let dir = tempfile::tempdir().unwrap();
+    // The file asks for one connection at most and a long login timeout; the flag
+    // shortens the login timeout.
+    let cfg = write(dir.path(), "max_clients = 1\nlogin_timeout = \"1h\"\n");
+    let d = Chatd::start(&["--config", &cfg, "--login-timeout", "300ms"]);
+    let mut first = Client::connect(d.addr()).await;
+    let mut second = Client::connect(d.addr()).await;
+    let refused = second.expect_closed().await;
+    assert_eq!(refused[0]["code"], "server_full");
+    assert_eq!(
+        first.expect_closed().await,
+        vec![json!({"type":"bye","reason":"timeout"})]
+    );
+}

@@ -1,0 +1,187 @@
+//! SIGTERM/SIGINT drain and SIGHUP reload, on the real binary.
+
+use e2e::{Chatd, Client};
+use serde_json::json;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+fn write(dir: &Path, text: &str) -> String {
+    let path = dir.join("chatd.toml");
+    std::fs::write(&path, text).unwrap();
+    path.to_str().unwrap().to_owned()
+}
+
+/// Alice queues `n` messages for Bob, who reads nothing until the stop has begun.
+async fn stop_with_queued_messages(sig: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let pid_file = dir.path().join("chatd.pid");
+    let mut d = Chatd::start(&["--pid-file", pid_file.to_str().unwrap()]);
+    assert_eq!(
+        std::fs::read_to_string(&pid_file).unwrap(),
+        format!("{}\n", d.pid())
+    );
+    let mut alice = Client::login(d.addr(), "alice").await;
+    let mut bob = Client::login(d.addr(), "bob").await;
+    assert_eq!(alice.recv().await["type"], "join");
+    let n = 50;
+    for i in 0..n {
+        alice
+            .send(&format!(
+                r#"{{"type":"msg","to":"bob","body":"m{i}","id":{i}}}"#
+            ))
+            .await;
+        assert_eq!(alice.recv().await["delivered"], 1);
+    }
+    let began = Instant::now();
+    d.signal(sig);
+    d.wait_log(&format!("SIG{sig} received: stopping"));
+    for i in 0..n {
+        let m = bob.recv_no_ts().await;
+        assert_eq!(
+            m,
+            json!({"type":"msg","from":"alice","to":"bob","body":format!("m{i}")})
+        );
+    }
+    assert_eq!(
+        bob.expect_closed().await,
+        vec![json!({"type":"bye","reason":"shutdown"})]
+    );
+    let rest = alice.expect_closed().await;
+    assert_eq!(
+        rest.last(),
+        Some(&json!({"type":"bye","reason":"shutdown"}))
+    );
+    let status = d.wait_exit();
+    assert_eq!(status.code(), Some(0), "{}", d.log().join("\n"));
+    assert!(
+        began.elapsed() < Duration::from_secs(5),
+        "drain took {:?}",
+        began.elapsed()
+    );
+    assert!(!pid_file.exists(), "the pid file outlived the daemon");
+}
+
+#[tokio::test]
+async fn sigterm_flushes_queued_messages_then_says_bye_shutdown_and_exits_0() {
+    stop_with_queued_messages("TERM").await;
+}
+
+#[tokio::test]
+async fn sigint_stops_the_same_way() {
+    stop_with_queued_messages("INT").await;
+}
+
+#[tokio::test]
+async fn a_client_that_never_reads_cannot_hold_the_stop_past_the_drain_timeout() {
+    let mut d = Chatd::start(&["--drain-timeout", "300ms", "--queue-len", "100000"]);
+    let mut alice = Client::login(d.addr(), "alice").await;
+    let _bob = Client::login(d.addr(), "bob").await;
+    assert_eq!(alice.recv().await["type"], "join");
+    // Enough to fill Bob's socket buffers, which he never reads.
+    let body = "x".repeat(8000);
+    for i in 0..400 {
+        alice
+            .send(&format!(
+                r#"{{"type":"msg","to":"bob","body":"{body}","id":{i}}}"#
+            ))
+            .await;
+        alice.recv().await;
+    }
+    let began = Instant::now();
+    d.signal("TERM");
+    assert_eq!(d.wait_exit().code(), Some(0));
+    assert!(
+        began.elapsed() < Duration::from_secs(3),
+        "took {:?}",
+        began.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn sighup_applies_new_limits_and_keeps_every_connection() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write(dir.path(), "max_clients = 2\n");
+    let d = Chatd::start(&["--config", &cfg]);
+    let mut alice = Client::login(d.addr(), "alice").await;
+    let mut bob = Client::login(d.addr(), "bob").await;
+    assert_eq!(alice.recv().await["type"], "join");
+    let mut third = Client::connect(d.addr()).await;
+    assert_eq!(third.expect_closed().await[0]["code"], "server_full");
+
+    write(dir.path(), "max_clients = 3\nlog_level = \"debug\"\n");
+    d.signal("HUP");
+    let changed = d.wait_log("setting changed");
+    assert!(changed.contains("key=log_level"), "{changed}");
+    let changed = d.wait_log("setting changed");
+    assert!(changed.contains("key=max_clients from=2 to=3"), "{changed}");
+    d.wait_log("configuration reloaded changed=2");
+
+    // Nobody was dropped, and the new limit and level are in force.
+    alice.expect_nothing_pending().await;
+    bob.expect_nothing_pending().await;
+    alice
+        .send(r#"{"type":"msg","to":"bob","body":"still here"}"#)
+        .await;
+    assert_eq!(alice.recv().await["delivered"], 1);
+    assert_eq!(bob.recv_no_ts().await["body"], "still here");
+    let _carol = Client::login(d.addr(), "carol").await;
+    // The resized connection limit is logged at debug level, before or after the summary.
+    e2e::wait_for("a debug line", || {
+        d.log().iter().any(|l| l.contains(" DEBUG ")).then_some(())
+    });
+}
+
+#[tokio::test]
+async fn sighup_with_a_broken_file_keeps_the_running_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write(dir.path(), "max_clients = 1\n");
+    let d = Chatd::start(&["--config", &cfg]);
+    let mut alice = Client::login(d.addr(), "alice").await;
+
+    write(dir.path(), "max_clients = 5\nmax_client = 6\n");
+    d.signal("HUP");
+    let line = d.wait_log("reload failed");
+    assert!(
+        line.ends_with(&format!(
+            "reload failed, keeping the running configuration: {cfg}: unknown key \"max_client\" at line 2 — did you mean \"max_clients\"?"
+        )),
+        "{line}"
+    );
+    write(dir.path(), "max_clients = 0\n");
+    d.signal("HUP");
+    let line = d.wait_log("reload failed");
+    assert!(
+        line.ends_with(&format!("{cfg}: max_clients: must be at least 1")),
+        "{line}"
+    );
+
+    alice.expect_nothing_pending().await;
+    // Still the old limit of one.
+    let mut second = Client::connect(d.addr()).await;
+    assert_eq!(second.expect_closed().await[0]["code"], "server_full");
+}
+
+#[tokio::test]
+async fn sighup_names_settings_that_need_a_restart_and_applies_the_rest() {
+    let dir = tempfile::tempdir().unwrap();
+    // No --listen flag this time, so the file's listen is the one in force.
+    let cfg = write(dir.path(), "listen = [\"127.0.0.1:0\"]\nrate = 50\n");
+    let mut d = Chatd::spawn_with(&["--config", &cfg], |_| {});
+    let line = d.wait_log("listening on ");
+    let addr = line
+        .rsplit("listening on ")
+        .next()
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    d.set_addrs(vec![addr]);
+    let mut c = Client::login(d.addr(), "x").await;
+    write(dir.path(), "listen = [\"127.0.0.1:1\"]\n");
+    d.signal("HUP");
+    d.wait_log("listen addresses changed; restart chatd to apply");
+    let line = d.wait_log("setting changed");
+    assert!(line.contains("key=rate from=50.0 to=100.0"), "{line}");
+    d.wait_log("configuration reloaded changed=1");
+    c.expect_nothing_pending().await;
+}
