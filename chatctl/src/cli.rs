@@ -3,7 +3,7 @@
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 
-/// Exit codes, shown in `--help` and documented in `docs/admin.md`.
+/// Exit codes, shown in `--help` and documented in `docs/ADMIN-PROTOCOL.md`.
 pub const EXIT_OK: u8 = 0;
 /// The daemon answered and said no (unknown user, not allowed, bad request).
 pub const EXIT_REFUSED: u8 = 1;
@@ -121,7 +121,7 @@ Examples:
 
 #[derive(Debug, Args)]
 pub struct Json {
-    /// Print JSON instead of text (stable field names; see docs/admin.md)
+    /// Print JSON instead of text (stable field names; see docs/ADMIN-PROTOCOL.md)
     #[arg(long)]
     pub json: bool,
 }

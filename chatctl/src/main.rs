@@ -1,7 +1,7 @@
 //! chatctl: the admin CLI for a running chatd, over its Unix-socket admin channel.
 //!
 //! `main` only translates outcomes: `run` does the work and returns an error whose type picks
-//! the documented exit code (see `cli::AFTER_HELP` and `docs/admin.md`); the error is printed
+//! the documented exit code (see `cli::AFTER_HELP` and `docs/ADMIN-PROTOCOL.md`); the error is printed
 //! as `chatctl: {err:#}`. A closed stdout (`chatctl watch | head`) is a quiet success.
 
 mod cli;

@@ -9,7 +9,7 @@
 //! - [`creds`]: the peer credential check.
 //! - [`events`]: the broadcast behind `chatctl watch`.
 //!
-//! The wire format is in `proto::admin` and `docs/admin.md`.
+//! The wire format is in `proto::admin` and `docs/ADMIN-PROTOCOL.md`.
 
 pub mod creds;
 pub mod events;

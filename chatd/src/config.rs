@@ -41,7 +41,8 @@ Exit status:
   0  stopped cleanly (SIGTERM, SIGINT)
   1  failed while running
   2  bad command line or configuration
-  3  cannot listen: address in use, permission denied, or address not available";
+  3  cannot listen: a TCP address in use, not permitted or not available, or the admin
+     socket unusable (another live chatd answers on it, or its path is not a socket)";
 
 #[derive(Debug, Parser)]
 #[command(
@@ -56,7 +57,9 @@ pub struct Args {
     #[arg(long = "listen", value_name = "ADDR", value_parser = parse_addr)]
     pub listen: Vec<SocketAddr>,
 
-    /// Path of the admin channel's Unix socket (used by chatctl)
+    /// Path of the admin channel's Unix socket (used by chatctl) [default:
+    /// /run/chatd/admin.sock as root or when /run/chatd is writable, else
+    /// $XDG_RUNTIME_DIR/chatd/admin.sock]
     #[arg(long, value_name = "PATH", env = "CHATD_ADMIN_SOCKET")]
     pub admin_socket: Option<PathBuf>,
 

@@ -155,7 +155,9 @@ fn parse(path: &Path, text: &str) -> Result<FileConfig, LoadError> {
         {
             let hint = match closest(key) {
                 Some(k) => format!("did you mean \"{k}\"?"),
-                None => "remove it; docs/service.md lists every key".to_owned(),
+                None => {
+                    "remove it; every key is a flag of chatd --help, with underscores".to_owned()
+                }
             };
             return LoadError::UnknownKey {
                 path: path.to_owned(),

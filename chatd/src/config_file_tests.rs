@@ -73,7 +73,7 @@ fn unknown_keys_are_named_with_their_line_and_a_suggestion() {
     );
     assert_eq!(
         err("colour = \"red\"\n"),
-        "FILE: unknown key \"colour\" at line 1 — remove it; docs/service.md lists every key"
+        "FILE: unknown key \"colour\" at line 1 — remove it; every key is a flag of chatd --help, with underscores"
     );
 }
 

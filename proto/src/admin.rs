@@ -4,7 +4,7 @@
 //! `watching` and then streams `event` lines until the client closes). A connection may carry
 //! several requests one after another. Every line is one JSON object tagged by `type`; field
 //! names are stable because scripts read `chatctl --json` output built from these types.
-//! `docs/admin.md` is the human-readable contract, with examples.
+//! `docs/ADMIN-PROTOCOL.md` is the human-readable contract, with examples.
 //!
 //! Event lines never carry a message body: the admin sees who did what, not what was said.
 

@@ -122,7 +122,7 @@ async fn connection(mut stream: UnixStream, ctx: Arc<Ctx>, stop: CancellationTok
                     Ok(req) => answer(&ctx, &peer, req),
                     Err(e) => error(
                         AdminError::BadRequest,
-                        format!("not an admin request ({e}); see docs/admin.md"),
+                        format!("not an admin request ({e}); see docs/ADMIN-PROTOCOL.md"),
                     ),
                 },
             };
