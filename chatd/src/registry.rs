@@ -11,8 +11,8 @@ use crate::admin::Events;
 use crate::mailbox::{CloseRequest, Mailbox, Push};
 use crate::stats::Stats;
 use bytes::Bytes;
+use proto::request::Raw;
 use proto::{LeaveReason, Name, NameKey, encode};
-use serde_json::value::RawValue;
 use std::collections::{BTreeSet, HashMap};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -223,7 +223,7 @@ impl Registry {
         &self,
         from: &Name,
         to: &str,
-        body: &RawValue,
+        body: Raw<'_>,
         ts_ms: u64,
     ) -> Result<(), DeliverError> {
         self.deliver_cached(&mut RecipientCache::default(), from, to, body, ts_ms)
@@ -239,7 +239,7 @@ impl Registry {
         cache: &mut RecipientCache,
         from: &Name,
         to: &str,
-        body: &RawValue,
+        body: Raw<'_>,
         ts_ms: u64,
     ) -> Result<(), DeliverError> {
         let key = NameKey::new(to).ok_or(DeliverError::UnknownUser)?;
@@ -270,7 +270,7 @@ impl Registry {
     }
 
     /// Queues a broadcast from `from` for everyone else; returns how many queues took it.
-    pub fn broadcast(&self, from: &Conn, body: &RawValue, ts_ms: u64) -> usize {
+    pub fn broadcast(&self, from: &Conn, body: Raw<'_>, ts_ms: u64) -> usize {
         let Some(name) = from.name() else { return 0 };
         let line = encode::msg_event(name.as_str(), "*", body, ts_ms);
         self.push_all(&line, Some(from.id))
@@ -349,8 +349,8 @@ impl Drop for ConnGuard {
 mod tests {
     use super::*;
 
-    fn raw(s: &str) -> Box<RawValue> {
-        RawValue::from_string(s.to_owned()).unwrap()
+    fn raw(s: &str) -> Raw<'_> {
+        Raw::parse(s).unwrap()
     }
 
     fn drain(c: &Conn) -> String {
@@ -399,12 +399,12 @@ mod tests {
         r.join(&b.conn, Name::new("Bob").unwrap()).unwrap();
         drain(&a.conn);
         assert_eq!(
-            r.deliver(&alice, "carol", &raw("\"x\""), 1),
+            r.deliver(&alice, "carol", raw("\"x\""), 1),
             Err(DeliverError::UnknownUser)
         );
-        assert_eq!(r.deliver(&alice, "bob", &raw("\"hi\""), 5), Ok(()));
+        assert_eq!(r.deliver(&alice, "bob", raw("\"hi\""), 5), Ok(()));
         assert_eq!(
-            r.deliver(&alice, "bob", &raw("\"again\""), 6),
+            r.deliver(&alice, "bob", raw("\"again\""), 6),
             Err(DeliverError::Busy)
         );
         assert_eq!(
@@ -422,7 +422,7 @@ mod tests {
                 .unwrap();
         }
         // u0 holds "join u1"; u1 holds "join u2"; u2 is empty
-        assert_eq!(r.broadcast(&guards[0].conn, &raw("\"all\""), 1), 1);
+        assert_eq!(r.broadcast(&guards[0].conn, raw("\"all\""), 1), 1);
         assert!(drain(&guards[2].conn).contains("\"to\":\"*\""));
     }
 
@@ -459,19 +459,19 @@ mod tests {
         r.join(&b1.conn, Name::new("bob").unwrap()).unwrap();
         let mut cache = RecipientCache::default();
         assert_eq!(
-            r.deliver_cached(&mut cache, &alice, "bob", &raw("\"1\""), 1),
+            r.deliver_cached(&mut cache, &alice, "bob", raw("\"1\""), 1),
             Ok(())
         );
         assert!(drain(&b1.conn).contains("\"1\""));
         drop(b1);
         assert_eq!(
-            r.deliver_cached(&mut cache, &alice, "bob", &raw("\"2\""), 2),
+            r.deliver_cached(&mut cache, &alice, "bob", raw("\"2\""), 2),
             Err(DeliverError::UnknownUser)
         );
         let b2 = r.connect(addr());
         r.join(&b2.conn, Name::new("Bob").unwrap()).unwrap();
         assert_eq!(
-            r.deliver_cached(&mut cache, &alice, "BOB", &raw("\"3\""), 3),
+            r.deliver_cached(&mut cache, &alice, "BOB", raw("\"3\""), 3),
             Ok(())
         );
         assert_eq!(

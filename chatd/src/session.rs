@@ -16,9 +16,8 @@ use crate::rate::TokenBucket;
 use crate::registry::{Conn, ConnGuard, DeliverError, JoinError, RecipientCache, Registry};
 use crate::stats::Stats;
 use proto::codec::{Frame, LineDecoder};
-use proto::request::{self, Parsed, Request, Target};
+use proto::request::{self, Parsed, Raw, Request, Target};
 use proto::{ByeReason, ErrorCode, LeaveReason, Name, encode};
-use serde_json::value::RawValue;
 use std::future::{Future, poll_fn};
 use std::io;
 use std::net::SocketAddr;
@@ -469,7 +468,7 @@ impl Core {
         }
     }
 
-    fn error(&mut self, id: Option<&RawValue>, code: ErrorCode, message: &str) {
+    fn error(&mut self, id: Option<Raw<'_>>, code: ErrorCode, message: &str) {
         info!(peer = %self.guard.conn.peer, user = %self.user(), %code, "error reply");
         self.registry().stats().error(code);
         self.registry()
@@ -523,7 +522,7 @@ impl Core {
         }
     }
 
-    fn not_logged_in(&mut self, id: Option<&RawValue>) {
+    fn not_logged_in(&mut self, id: Option<Raw<'_>>) {
         self.error(
             id,
             ErrorCode::NotLoggedIn,
@@ -531,7 +530,7 @@ impl Core {
         );
     }
 
-    fn login(&mut self, id: Option<&RawValue>, name: &str, password: Option<&str>) {
+    fn login(&mut self, id: Option<Raw<'_>>, name: &str, password: Option<&str>) {
         if let Some(me) = &self.name {
             let msg = format!("this connection is already logged in as {me}");
             return self.error(id, ErrorCode::AlreadyLoggedIn, &msg);
@@ -577,7 +576,7 @@ impl Core {
         }
     }
 
-    fn send(&mut self, id: Option<&RawValue>, me: &Name, to: Target<'_>, body: &RawValue, ts: u64) {
+    fn send(&mut self, id: Option<Raw<'_>>, me: &Name, to: Target<'_>, body: Raw<'_>, ts: u64) {
         let delivered = match to {
             Target::All => self.registry().broadcast(self.conn(), body, ts),
             Target::User(to) => {

@@ -5,9 +5,9 @@
 //! [`Bytes`] and shared by every recipient. Field order is fixed here, but the protocol leaves
 //! it free and clients must not rely on it.
 
+use crate::request::Raw;
 use crate::{ByeReason, ErrorCode, LeaveReason, PROTO_VERSION};
 use bytes::Bytes;
-use serde_json::value::RawValue;
 
 /// Appends `s` as a JSON string literal. Plain text (the usual case, and every valid name) is
 /// copied as is; anything needing escapes goes through serde_json.
@@ -26,7 +26,7 @@ fn int(buf: &mut Vec<u8>, n: impl itoa::Integer) {
     buf.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
 }
 
-fn open(buf: &mut Vec<u8>, kind: &str, id: Option<&RawValue>) {
+fn open(buf: &mut Vec<u8>, kind: &str, id: Option<Raw<'_>>) {
     buf.extend_from_slice(b"{\"type\":\"");
     buf.extend_from_slice(kind.as_bytes());
     buf.push(b'"');
@@ -52,7 +52,7 @@ fn names<'n>(buf: &mut Vec<u8>, names: impl IntoIterator<Item = &'n str>) {
 }
 
 /// `{"type":"ok","id":..}`: the reply to `ping` and `logout`.
-pub fn ok(buf: &mut Vec<u8>, id: Option<&RawValue>) {
+pub fn ok(buf: &mut Vec<u8>, id: Option<Raw<'_>>) {
     open(buf, "ok", id);
     close(buf);
 }
@@ -60,7 +60,7 @@ pub fn ok(buf: &mut Vec<u8>, id: Option<&RawValue>) {
 /// The `ok` reply to `login`.
 pub fn ok_login<'n>(
     buf: &mut Vec<u8>,
-    id: Option<&RawValue>,
+    id: Option<Raw<'_>>,
     user: &str,
     users: impl IntoIterator<Item = &'n str>,
     server: &str,
@@ -78,7 +78,7 @@ pub fn ok_login<'n>(
 }
 
 /// The `ok` reply to `msg`.
-pub fn ok_delivered(buf: &mut Vec<u8>, id: Option<&RawValue>, delivered: usize) {
+pub fn ok_delivered(buf: &mut Vec<u8>, id: Option<Raw<'_>>, delivered: usize) {
     open(buf, "ok", id);
     buf.extend_from_slice(b",\"delivered\":");
     int(buf, delivered);
@@ -88,7 +88,7 @@ pub fn ok_delivered(buf: &mut Vec<u8>, id: Option<&RawValue>, delivered: usize) 
 /// The `ok` reply to `users`.
 pub fn ok_users<'n>(
     buf: &mut Vec<u8>,
-    id: Option<&RawValue>,
+    id: Option<Raw<'_>>,
     users: impl IntoIterator<Item = &'n str>,
 ) {
     open(buf, "ok", id);
@@ -98,7 +98,7 @@ pub fn ok_users<'n>(
 }
 
 /// An `error` reply.
-pub fn error(buf: &mut Vec<u8>, id: Option<&RawValue>, code: ErrorCode, message: &str) {
+pub fn error(buf: &mut Vec<u8>, id: Option<Raw<'_>>, code: ErrorCode, message: &str) {
     open(buf, "error", id);
     buf.extend_from_slice(b",\"code\":\"");
     buf.extend_from_slice(code.as_str().as_bytes());
@@ -108,7 +108,7 @@ pub fn error(buf: &mut Vec<u8>, id: Option<&RawValue>, code: ErrorCode, message:
 }
 
 /// A delivered message. `body` is the JSON string literal as the sender wrote it.
-pub fn msg_event(from: &str, to: &str, body: &RawValue, ts_ms: u64) -> Bytes {
+pub fn msg_event(from: &str, to: &str, body: Raw<'_>, ts_ms: u64) -> Bytes {
     let mut buf = Vec::with_capacity(48 + from.len() + to.len() + body.get().len());
     open(&mut buf, "msg", None);
     buf.extend_from_slice(b",\"from\":");
@@ -176,8 +176,8 @@ mod tests {
     use super::*;
     use crate::message::{Id, OkReply, ServerMessage};
 
-    fn raw(s: &str) -> Box<RawValue> {
-        RawValue::from_string(s.to_owned()).unwrap()
+    fn raw(s: &str) -> Raw<'_> {
+        Raw::parse(s).unwrap()
     }
 
     fn one(buf: &[u8]) -> ServerMessage {
@@ -190,7 +190,7 @@ mod tests {
     fn replies_parse_back_into_the_client_types() {
         let id = raw("7");
         let mut b = Vec::new();
-        ok(&mut b, Some(&id));
+        ok(&mut b, Some(id));
         assert_eq!(b, b"{\"type\":\"ok\",\"id\":7}\n");
         assert_eq!(
             one(&b),
@@ -203,7 +203,7 @@ mod tests {
         let mut b = Vec::new();
         ok_login(
             &mut b,
-            Some(&raw("\"a\"")),
+            Some(raw("\"a\"")),
             "Al",
             ["Al", "bo"],
             "chatd/0.1.0",
@@ -232,7 +232,7 @@ mod tests {
         let mut b = Vec::new();
         error(
             &mut b,
-            Some(&raw("1")),
+            Some(raw("1")),
             ErrorCode::UnknownUser,
             "\"x\" is\nnot here",
         );
@@ -247,7 +247,7 @@ mod tests {
     #[test]
     fn events_parse_back() {
         let body = raw(r#""h\u00e9 \"q\"""#);
-        let m = msg_event("a", "*", &body, 1763856000123);
+        let m = msg_event("a", "*", body, 1763856000123);
         let ServerMessage::Msg(ev) = one(&m) else {
             panic!()
         };

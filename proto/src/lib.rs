@@ -20,6 +20,7 @@ pub mod name;
 pub mod request;
 
 mod code;
+mod flat;
 
 pub use code::{ByeReason, ErrorCode, LeaveReason};
 pub use name::{Name, NameError, NameKey};

@@ -208,9 +208,11 @@ async fn a_full_queue_answers_recipient_busy_and_loses_nothing_accepted() {
 
 #[tokio::test]
 async fn a_broadcast_skips_a_full_queue_and_does_not_count_it() {
+    // A queue long enough that the reader, read by its own task, never fills it under load;
+    // only the stalled client's does.
     let d = Chatd::start(&[
         "--queue-len",
-        "2",
+        "64",
         "--rate",
         "0",
         "--slow-consumer-grace",
