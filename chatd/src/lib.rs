@@ -14,6 +14,7 @@
 //! - [`stats`]: server-wide counters.
 
 pub mod admin;
+pub mod alloc;
 pub mod config;
 pub mod config_file;
 pub mod daemon;
@@ -26,7 +27,6 @@ pub mod registry;
 pub mod service;
 pub mod session;
 pub mod stats;
-mod trim;
 
 use live::Live;
 use registry::Registry;
@@ -95,7 +95,6 @@ pub async fn run_with_admin(
             stop.clone(),
         ));
     }
-    tracker.spawn(trim::run(registry.clone(), stop.clone()));
     if let Some(admin) = admin {
         tracker.spawn(admin::run(
             admin,

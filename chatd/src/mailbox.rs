@@ -98,6 +98,12 @@ impl Mailbox {
             return Push::Full;
         }
         let was_empty = st.queue.is_empty();
+        if st.queue.capacity() == 0 {
+            // Freed whenever it empties (idle sessions hold none), so start a burst with room
+            // for several lines rather than growing one slot at a time.
+            let first = 16.min(st.cap);
+            st.queue.reserve(first);
+        }
         st.queue.push_back(line);
         let waker = if was_empty { st.waker.take() } else { None };
         drop(st);

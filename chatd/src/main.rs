@@ -13,11 +13,16 @@ use std::io;
 use std::process::ExitCode;
 use tracing::info;
 
+/// See `chatd::alloc` for why mimalloc, measured.
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const EXIT_RUNTIME: u8 = 1;
 const EXIT_USAGE: u8 = 2;
 const EXIT_LISTEN: u8 = 3;
 
 fn main() -> ExitCode {
+    chatd::alloc::configure();
     let args = match Args::try_parse() {
         Ok(a) => a,
         Err(e) if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) => {

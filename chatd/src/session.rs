@@ -34,6 +34,8 @@ use tracing::{debug, info};
 
 /// Output bytes pending before the session stops reading requests and taking queued lines.
 const OUT_HIGH_WATER: usize = 64 * 1024;
+/// What an empty output buffer reserves when a batch starts: room for a few dozen replies.
+const OUT_INITIAL: usize = 2048;
 /// One read's stack buffer.
 const READ_CHUNK: usize = 16 * 1024;
 /// Reads per wake-up before the session lets its output and other tasks have a turn.
@@ -185,6 +187,10 @@ impl Session {
     /// Reads what is there (a bounded amount) and serves every complete line in it.
     fn read(&mut self) {
         let mut buf = [0u8; READ_CHUNK];
+        if self.core.out.capacity() == 0 {
+            // One allocation for this batch's replies instead of a realloc per doubling.
+            self.core.out.reserve(OUT_INITIAL);
+        }
         let now = Instant::now();
         let ts = crate::now_ms();
         for _ in 0..READS_PER_WAKE {
