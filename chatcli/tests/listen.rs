@@ -143,6 +143,24 @@ fn a_server_shutdown_ends_the_listener_with_5() {
 }
 
 #[test]
+fn a_kick_ends_the_listener_with_5_and_the_administrators_reason() {
+    let d = chatd(&["--rate", "0"]);
+    let rt = rt();
+    let mut alice = rt.block_on(Client::login(d.addr(), "alice"));
+    let bot = listener(&d.addr().to_string(), &[]);
+    rt.block_on(alice.expect(json!({"type":"join","user":"bot"})));
+    let kick = d.chatctl(&["kick", "BOT", "--reason", "too chatty"]);
+    assert_eq!(kick.code, 0, "{kick:?}");
+    let out = bot.finish();
+    assert_eq!(out.code(), 5, "{out:?}");
+    assert_eq!(
+        out.stderr,
+        "chatcli: kicked by the administrator: too chatty\n"
+    );
+    rt.block_on(alice.expect(json!({"type":"leave","user":"bot","reason":"kicked"})));
+}
+
+#[test]
 fn a_dropped_connection_ends_a_sender_with_5_and_says_what_was_sent() {
     let mut d = chatd(&["--rate", "0"]);
     let rt = rt();

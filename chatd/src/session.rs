@@ -208,8 +208,9 @@ impl Session {
                 Ok(n) => {
                     self.core.batch.bytes_in += n as u64;
                     let core = &mut self.core;
+                    let max = self.decoder.max();
                     self.decoder
-                        .feed(&buf[..n], |frame| core.on_frame(frame, now, ts));
+                        .feed(&buf[..n], |frame| core.on_frame(frame, max, now, ts));
                     if self.core.closing.is_some() || self.core.out.len() >= OUT_HIGH_WATER {
                         break;
                     }
@@ -452,14 +453,15 @@ impl Core {
         self.dead = Some(reason);
     }
 
-    fn on_frame(&mut self, frame: Frame<'_>, now: Instant, ts: u64) {
+    /// `max` is the limit this connection's decoder enforces (a reload changes it only for
+    /// new connections), so `too_large` names the limit that applied.
+    fn on_frame(&mut self, frame: Frame<'_>, max: usize, now: Instant, ts: u64) {
         if self.closing.is_some() {
             // Lines after `logout` (or a close) in the same read are not served.
             return;
         }
         match frame {
             Frame::TooLong => {
-                let max = self.shared.config.load().max_line_bytes;
                 self.error(
                     None,
                     ErrorCode::TooLarge,
