@@ -5,10 +5,11 @@
 //! is what makes 100 000 lines fast. `rate_limited` and `recipient_busy` mean nothing was
 //! delivered, so those lines are sent again rather than lost: sending stops, the replies still
 //! in flight are collected, and after a pause (doubling while the server keeps refusing) the
-//! refused lines go out again in line order, one at a time, before the window reopens. The
-//! window shrinking to one is what keeps order: with a single message in flight a refusal
-//! cannot be overtaken. Only lines already in flight when the first refusal came can overtake
-//! it, and chatcli says so on stderr when that happens.
+//! refused lines go out again in line order, one at a time. From the first refusal on, the
+//! window stays at one for the rest of the run: with a single message in flight a refusal
+//! cannot be overtaken, and a server that refuses once will refuse again (its rate, not the
+//! round trip, is then what limits throughput). Only lines already in flight when that first
+//! refusal came can overtake it, and chatcli says so on stderr when that happens.
 
 use crate::conn::{Conn, Received};
 use crate::fatal::Fatal;
@@ -50,6 +51,9 @@ struct Sender<'a> {
     /// Refused lines waiting to be sent again, in line order.
     retry: VecDeque<Item>,
     window: usize,
+    /// The server has refused a line: keep one message in flight from now on, so no later
+    /// line can overtake a refused one.
+    refused_once: bool,
     backoff: Duration,
     /// Set by a refusal: nothing is sent until the flight is answered and this time is past.
     paused_until: Option<Instant>,
@@ -69,6 +73,7 @@ pub async fn run<R: AsyncRead + Unpin>(
         in_flight: VecDeque::new(),
         retry: VecDeque::new(),
         window: MAX_WINDOW,
+        refused_once: false,
         backoff: FIRST_BACKOFF,
         paused_until: None,
         accepted: 0,
@@ -193,7 +198,7 @@ impl Sender<'_> {
                     );
                 }
                 self.backoff = FIRST_BACKOFF;
-                if self.retry.is_empty() && self.paused_until.is_none() {
+                if !self.refused_once && self.retry.is_empty() && self.paused_until.is_none() {
                     self.window = (self.window + 1).min(MAX_WINDOW);
                 }
             }
@@ -221,6 +226,7 @@ impl Sender<'_> {
         let at = self.retry.partition_point(|r| r.line < item.line);
         self.retry.insert(at, item);
         self.window = 1;
+        self.refused_once = true;
         if self.paused_until.is_none() {
             self.paused_until = Some(Instant::now() + self.backoff);
             self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
