@@ -84,6 +84,7 @@ fn start(cli: &Cli, which: Which) -> Result<Target> {
         }
         Which::Target => match &cli.spawn {
             Some(path) => {
+                let socket = spawn_admin_socket();
                 let mut cmd = Command::new(path);
                 cmd.args([
                     "--listen",
@@ -95,12 +96,27 @@ fn start(cli: &Cli, which: Which) -> Result<Target> {
                 ])
                 .arg("--queue-len")
                 .arg(cli.queue_len.to_string())
+                // Its own admin socket and no config file: a spawned chatd must neither take
+                // (nor, killed at the end, leave behind) the system's /run/chatd/admin.sock,
+                // nor pick up an installed /etc/chatd/chatd.toml.
+                .arg("--admin-socket")
+                .arg(&socket)
+                .args(["--config", "/dev/null"])
                 .args(&cli.spawn_arg);
-                Target::spawn("chatd", cmd)
+                Ok(Target::spawn("chatd", cmd)?.remove_on_drop(socket))
             }
             None => Ok(Target::external(cli.server, cli.server_pid)),
         },
     }
+}
+
+/// A fresh admin socket path for each spawned chatd, in the temp directory. The file goes when
+/// the directory is cleaned; chatd replaces a stale one at start anyway.
+fn spawn_admin_socket() -> std::path::PathBuf {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    let n = N.fetch_add(1, Ordering::Relaxed);
+    std::env::temp_dir().join(format!("chatbench-{}-{n}.sock", std::process::id()))
 }
 
 /// Runs the scenarios asked for. Returns false when any run lost, duplicated or reordered

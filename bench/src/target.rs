@@ -20,6 +20,8 @@ pub struct Target {
     pub addr: SocketAddr,
     pub pid: Option<u32>,
     child: Option<Child>,
+    /// Files a killed server cannot remove itself (its admin socket).
+    leftovers: Vec<std::path::PathBuf>,
 }
 
 impl Drop for Target {
@@ -28,10 +30,19 @@ impl Drop for Target {
             let _ = c.kill();
             let _ = c.wait();
         }
+        for f in &self.leftovers {
+            let _ = std::fs::remove_file(f);
+        }
     }
 }
 
 impl Target {
+    /// Removes `path` once the server is gone.
+    pub fn remove_on_drop(mut self, path: std::path::PathBuf) -> Target {
+        self.leftovers.push(path);
+        self
+    }
+
     /// A server someone else runs.
     pub fn external(addr: SocketAddr, pid: Option<u32>) -> Target {
         Target {
@@ -39,6 +50,7 @@ impl Target {
             addr,
             pid,
             child: None,
+            leftovers: Vec::new(),
         }
     }
 
@@ -80,6 +92,7 @@ impl Target {
                         addr,
                         pid: Some(child.id()),
                         child: Some(child),
+                        leftovers: Vec::new(),
                     });
                 }
                 Ok(Err(line)) => seen.push(line),
