@@ -66,43 +66,15 @@ impl Chatd {
     /// Unless `args` has `--admin-socket`, the daemon's admin socket goes in a temp dir of its
     /// own (through `CHATD_ADMIN_SOCKET`, which `adjust` may still override).
     pub fn start_with(args: &[&str], adjust: impl FnOnce(&mut Command)) -> Chatd {
-        let mut cmd = Command::new(bin("chatd"));
+        let mut listen = Vec::new();
         if !args.contains(&"--listen") {
-            cmd.args(["--listen", "127.0.0.1:0"]);
+            listen.extend(["--listen", "127.0.0.1:0"]);
         }
-        let (admin_socket, admin_dir) = match args.iter().position(|a| *a == "--admin-socket") {
-            Some(i) => (PathBuf::from(args[i + 1]), None),
-            None => {
-                let dir = socket_dir();
-                (dir.path().join("admin.sock"), Some(dir))
-            }
-        };
-        cmd.args(args)
-            .env("RUST_LOG", "info")
-            .env("CHATD_ADMIN_SOCKET", &admin_socket)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
-        adjust(&mut cmd);
-        let mut child = cmd.spawn().expect("spawn chatd");
-        let stderr = child.stderr.take().expect("piped stderr");
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let (tx, rx) = mpsc::channel();
-        let sink = log.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                sink.lock().unwrap().push(line.clone());
-                let _ = tx.send(line);
-            }
-        });
-        let mut d = Chatd {
-            child,
-            addrs: Vec::new(),
-            log,
-            log_rx: Mutex::new(rx),
-            admin_socket,
-            _admin_dir: admin_dir,
-        };
+        let admin = args
+            .iter()
+            .position(|a| *a == "--admin-socket")
+            .map(|i| PathBuf::from(args[i + 1]));
+        let mut d = Chatd::launch(&[&listen, args].concat(), admin, adjust);
         let expected = args.iter().filter(|a| **a == "--listen").count().max(1);
         while d.addrs.len() < expected {
             let line = d.wait_log("listening on ");
@@ -115,13 +87,17 @@ impl Chatd {
         d
     }
 
-    /// Starts chatd without waiting for anything: for runs that log to files, or that are
-    /// expected to fail. Set the addresses with [`Chatd::set_addrs`] once known.
-    /// The admin socket gets a private temp dir as with [`Chatd::start_with`].
-    pub fn spawn_with(args: &[&str], adjust: impl FnOnce(&mut Command)) -> Chatd {
+    /// Spawns chatd with its stderr collected. The admin socket is `admin`, or one in a temp
+    /// dir of its own (through `CHATD_ADMIN_SOCKET`, which `adjust` may still override).
+    fn launch(args: &[&str], admin: Option<PathBuf>, adjust: impl FnOnce(&mut Command)) -> Chatd {
+        let (admin_socket, admin_dir) = match admin {
+            Some(path) => (path, None),
+            None => {
+                let dir = socket_dir();
+                (dir.path().join("admin.sock"), Some(dir))
+            }
+        };
         let mut cmd = Command::new(bin("chatd"));
-        let dir = socket_dir();
-        let admin_socket = dir.path().join("admin.sock");
         cmd.args(args)
             .env("RUST_LOG", "info")
             .env("CHATD_ADMIN_SOCKET", &admin_socket)
@@ -146,8 +122,15 @@ impl Chatd {
             log,
             log_rx: Mutex::new(rx),
             admin_socket,
-            _admin_dir: Some(dir),
+            _admin_dir: admin_dir,
         }
+    }
+
+    /// Starts chatd without waiting for anything: for runs that log to files, or that are
+    /// expected to fail. Set the addresses with [`Chatd::set_addrs`] once known.
+    /// The admin socket gets a private temp dir as with [`Chatd::start_with`].
+    pub fn spawn_with(args: &[&str], adjust: impl FnOnce(&mut Command)) -> Chatd {
+        Chatd::launch(args, None, adjust)
     }
 
     pub fn set_addrs(&mut self, addrs: Vec<SocketAddr>) {
