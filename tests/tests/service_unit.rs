@@ -75,6 +75,7 @@ fn the_hardening_the_issue_lists_is_there() {
 }
 
 #[test]
+#[ignore = "needs systemd-analyze (Debian's systemd); CI installs it and runs --ignored"]
 fn systemd_analyze_verify_accepts_the_unit() {
     let dir = tempfile::tempdir().unwrap();
     let chatd = e2e::bin("chatd");
