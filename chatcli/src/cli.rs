@@ -98,9 +98,30 @@ pub struct Cli {
     /// History file of the interactive mode
     #[arg(long, env = "CHATCLI_HISTORY", value_name = "FILE")]
     pub history: Option<std::path::PathBuf>,
+
+    /// File whose first line is the password, for a chatd started with --password-file
+    #[arg(long, env = "CHAT_PASSWORD_FILE", value_name = "FILE")]
+    pub password_file: Option<std::path::PathBuf>,
 }
 
 impl Cli {
+    /// The password from `--password-file`, or the error naming the file. Read from a file
+    /// (never a flag) so it does not show in `ps` or the shell's history.
+    pub fn password(&self) -> Result<Option<String>, String> {
+        let Some(path) = &self.password_file else {
+            return Ok(None);
+        };
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read the password file {}: {e}", path.display()))?;
+        match text.lines().next() {
+            Some(pw) if !pw.is_empty() => Ok(Some(pw.to_owned())),
+            _ => Err(format!(
+                "the password file {} is empty; put the password on its first line",
+                path.display()
+            )),
+        }
+    }
+
     /// True when a flag asks for the scripted behaviour even on a terminal.
     pub fn scripted_by_flags(&self) -> bool {
         self.message.is_some() || self.listen

@@ -47,6 +47,8 @@ pub struct Conn {
     /// Lines decoded from the last read and not yet handed out.
     lines: VecDeque<Received>,
     next_id: i64,
+    /// Sent with every login when the server wants one.
+    password: Option<String>,
 }
 
 /// The answer to `login`.
@@ -81,6 +83,7 @@ impl Conn {
             decoder: LineDecoder::new(MAX_SERVER_LINE),
             lines: VecDeque::new(),
             next_id: 1,
+            password: None,
         })
     }
 
@@ -96,11 +99,16 @@ impl Conn {
     }
 
     /// Sends `login` and waits for its answer, with a deadline.
+    /// The password every later login carries.
+    pub fn set_password(&mut self, password: Option<String>) {
+        self.password = password;
+    }
+
     pub async fn login(&mut self, name: &str) -> anyhow::Result<Login> {
         let id = self.next_id();
         self.queue(&ClientRequest::Login {
             from: name.to_owned(),
-            password: None,
+            password: self.password.clone(),
             id: Some(Id::Int(id)),
         });
         self.flush().await.map_err(|e| self.lost(Some(&e)))?;

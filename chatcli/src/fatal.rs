@@ -46,6 +46,12 @@ impl Fatal {
                 EXIT_LOGIN_REFUSED,
                 format!("cannot log in as {name}: {message} — choose another name with --user"),
             ),
+            ErrorCode::AuthFailed => Fatal::new(
+                EXIT_LOGIN_REFUSED,
+                format!(
+                    "cannot log in as {name}: {message} — give the password with --password-file"
+                ),
+            ),
             ErrorCode::InvalidName => Fatal::new(
                 EXIT_LOGIN_REFUSED,
                 format!("cannot log in as {name:?}: {message} — choose another name with --user"),

@@ -70,7 +70,9 @@ async fn scripted(cli: Cli) -> anyhow::Result<u8> {
     } else {
         None
     };
+    let password = cli.password().map_err(|m| Fatal::new(EXIT_USAGE, m))?;
     let mut conn = Conn::connect(&cli.server).await?;
+    conn.set_password(password);
     match conn.login(&user).await? {
         Login::Accepted(_) => {}
         Login::Refused { code, message } => {

@@ -127,6 +127,60 @@ fn a_taken_name_exits_4_and_says_so() {
 }
 
 #[test]
+fn a_password_file_logs_in_where_the_server_wants_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let pw = dir.path().join("pw");
+    std::fs::write(&pw, "s3cret\n").unwrap();
+    let d = chatd(&["--rate", "0", "--password-file", pw.to_str().unwrap()]);
+    let server = d.addr().to_string();
+
+    let mut c = cmd(&server);
+    c.args(["--user", "bot", "-m", "hi"])
+        .arg("--password-file")
+        .arg(&pw);
+    let out = run(c, b"");
+    assert_eq!((out.code(), out.stderr.as_str()), (0, ""), "{out:?}");
+
+    let mut c = cmd(&server);
+    c.args(["--user", "bot", "-m", "hi"]);
+    let out = run(c, b"");
+    assert_eq!(out.code(), 4, "{out:?}");
+    assert_eq!(
+        out.stderr,
+        "chatcli: cannot log in as bot: this server requires a password — give the password with --password-file\n"
+    );
+
+    let wrong = dir.path().join("wrong");
+    std::fs::write(&wrong, "guess\n").unwrap();
+    let mut c = cmd(&server);
+    c.args(["--user", "bot", "-m", "hi"])
+        .arg("--password-file")
+        .arg(&wrong);
+    let out = run(c, b"");
+    assert_eq!(out.code(), 4, "{out:?}");
+    assert_eq!(
+        out.stderr,
+        "chatcli: cannot log in as bot: wrong password — give the password with --password-file\n"
+    );
+
+    let mut c = cmd(&server);
+    c.args([
+        "--user",
+        "bot",
+        "-m",
+        "hi",
+        "--password-file",
+        "/nonexistent/pw",
+    ]);
+    let out = run(c, b"");
+    assert_eq!(out.code(), 2, "{out:?}");
+    assert_eq!(
+        out.stderr,
+        "chatcli: cannot read the password file /nonexistent/pw: No such file or directory (os error 2)\n"
+    );
+}
+
+#[test]
 fn an_invalid_name_exits_4() {
     let d = chatd(&["--rate", "0"]);
     let mut c = cmd(&d.addr().to_string());

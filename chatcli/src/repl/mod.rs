@@ -54,7 +54,11 @@ struct Session {
 }
 
 async fn session(cli: Cli) -> anyhow::Result<u8> {
+    let password = cli
+        .password()
+        .map_err(|m| Fatal::new(crate::EXIT_USAGE, m))?;
     let mut conn = Conn::connect(&cli.server).await?;
+    conn.set_password(password);
     let names: Names = Arc::new(Mutex::new(Vec::new()));
     let history = cli.history.clone().or_else(editor::default_history);
     let (mut ed, printer) = editor::spawn(history, names.clone())?;
