@@ -207,20 +207,29 @@ impl Drop for Chatd {
 
 /// Waits for `child` to exit, failing the test past the deadline.
 pub fn wait_child(child: &mut Child) -> ExitStatus {
-    let end = Instant::now() + DEADLINE;
-    loop {
-        if let Some(status) = child.try_wait().expect("wait for child") {
-            return status;
-        }
-        assert!(
-            Instant::now() < end,
-            "process {} did not exit in {DEADLINE:?}",
-            child.id()
-        );
-        // Polling a child's exit has no event to wait on short of SIGCHLD handling; a short
-        // poll interval under a deadline is the standard way.
-        std::thread::sleep(Duration::from_millis(10));
+    // A helper thread blocks in waitid(WNOWAIT) until the child has exited, without reaping
+    // it, and says so on a channel; this thread waits on that event with the deadline and
+    // then reaps the child through std, which keeps its own bookkeeping right.
+    let pid = child.id();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        // SAFETY: waitid only writes into the zeroed siginfo_t we own; WNOWAIT leaves the
+        // child for std's wait() below.
+        let rc = unsafe {
+            let mut info: libc::siginfo_t = std::mem::zeroed();
+            libc::waitid(
+                libc::P_PID,
+                pid as libc::id_t,
+                &mut info,
+                libc::WEXITED | libc::WNOWAIT,
+            )
+        };
+        let _ = tx.send(rc);
+    });
+    if rx.recv_timeout(DEADLINE).is_err() {
+        panic!("process {pid} did not exit in {DEADLINE:?}");
     }
+    child.wait().expect("reap the child")
 }
 
 /// Runs a workspace binary to completion (within the deadline): exit code, stdout, stderr.
