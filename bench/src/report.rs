@@ -137,11 +137,11 @@ pub fn ratios(t: &Report, relay: &Report, keys: &[&'static str]) {
     );
     let mut human = Vec::new();
     for &k in keys {
-        if let (Some(a), Some(b)) = (t.get(k), relay.get(k)) {
-            if b > 0.0 {
-                let _ = write!(line, " {k}={:.3}", a / b);
-                human.push(format!("{k} x{:.2}", a / b));
-            }
+        if let (Some(a), Some(b)) = (t.get(k), relay.get(k))
+            && b > 0.0
+        {
+            let _ = write!(line, " {k}={:.3}", a / b);
+            human.push(format!("{k} x{:.2}", a / b));
         }
     }
     println!(

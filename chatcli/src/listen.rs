@@ -65,13 +65,13 @@ pub async fn run(conn: &mut Conn, opts: &Options, signals: Signals) -> anyhow::R
             continue;
         }
         let line = if opts.json { Some(r.raw) } else { plain(&msg) };
-        if let Some(line) = line {
-            if let Err(e) = emit(&line) {
-                if e.kind() == io::ErrorKind::BrokenPipe {
-                    return Ok(Stop::ReaderGone);
-                }
-                return Err(anyhow::Error::new(e).context("cannot write to stdout"));
+        if let Some(line) = line
+            && let Err(e) = emit(&line)
+        {
+            if e.kind() == io::ErrorKind::BrokenPipe {
+                return Ok(Stop::ReaderGone);
             }
+            return Err(anyhow::Error::new(e).context("cannot write to stdout"));
         }
         match msg {
             ServerMessage::Msg(_) => {

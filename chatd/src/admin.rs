@@ -135,17 +135,17 @@ pub fn bind(configured: Option<&Path>) -> Result<AdminListener, BindError> {
         path: path.clone(),
         source,
     };
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        if !dir.exists() {
-            fs::DirBuilder::new()
-                .recursive(true)
-                .mode(DIR_MODE)
-                .create(dir)
-                .map_err(|source| BindError::Dir {
-                    path: dir.to_owned(),
-                    source,
-                })?;
-        }
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
+        && !dir.exists()
+    {
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(DIR_MODE)
+            .create(dir)
+            .map_err(|source| BindError::Dir {
+                path: dir.to_owned(),
+                source,
+            })?;
     }
     match fs::symlink_metadata(&path) {
         Ok(md) if md.file_type().is_socket() => {

@@ -346,26 +346,26 @@ impl Config {
         if self.slow_consumer_grace.is_zero() {
             return Err(invalid("--slow-consumer-grace", "must be more than 0s"));
         }
-        if let Some(ka) = self.keepalive {
-            if ka.interval.is_zero() || ka.retries == 0 {
-                return Err(invalid(
-                    "--keepalive-interval",
-                    "keepalive needs an interval above 0s and at least 1 retry",
-                ));
-            }
+        if let Some(ka) = self.keepalive
+            && (ka.interval.is_zero() || ka.retries == 0)
+        {
+            return Err(invalid(
+                "--keepalive-interval",
+                "keepalive needs an interval above 0s and at least 1 retry",
+            ));
         }
         if self.drain_timeout.is_zero() {
             return Err(invalid("--drain-timeout", "must be more than 0s"));
         }
-        if let Some(f) = &self.log_level {
-            if let Err(e) = tracing_subscriber::EnvFilter::try_new(f) {
-                return Err(invalid(
-                    "--log-level",
-                    format!(
-                        "invalid filter {f:?}: {e}; use a level such as info or directives such as chatd=debug"
-                    ),
-                ));
-            }
+        if let Some(f) = &self.log_level
+            && let Err(e) = tracing_subscriber::EnvFilter::try_new(f)
+        {
+            return Err(invalid(
+                "--log-level",
+                format!(
+                    "invalid filter {f:?}: {e}; use a level such as info or directives such as chatd=debug"
+                ),
+            ));
         }
         Ok(())
     }

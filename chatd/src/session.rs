@@ -357,12 +357,14 @@ impl Core {
             }
             None => {}
         }
-        if let Some(closing) = &mut self.closing {
-            if !closing.bye_written && taken.remaining == 0 && self.out.len() < OUT_HIGH_WATER {
-                closing.bye_written = true;
-                if let Some((reason, message)) = &closing.bye {
-                    encode::bye(&mut self.out, *reason, message.as_deref());
-                }
+        if let Some(closing) = &mut self.closing
+            && !closing.bye_written
+            && taken.remaining == 0
+            && self.out.len() < OUT_HIGH_WATER
+        {
+            closing.bye_written = true;
+            if let Some((reason, message)) = &closing.bye {
+                encode::bye(&mut self.out, *reason, message.as_deref());
             }
         }
     }
@@ -403,16 +405,16 @@ impl Core {
             );
             return;
         }
-        if let Some(since) = self.full_since {
-            if now >= since + self.shared.config.load().slow_consumer_grace {
-                info!(peer = %self.guard.conn.peer, user = %self.user(), "slow consumer: queue full too long, cutting off");
-                self.begin_close(
-                    Some((ByeReason::SlowConsumer, None)),
-                    LeaveReason::SlowConsumer,
-                    true,
-                    now,
-                );
-            }
+        if let Some(since) = self.full_since
+            && now >= since + self.shared.config.load().slow_consumer_grace
+        {
+            info!(peer = %self.guard.conn.peer, user = %self.user(), "slow consumer: queue full too long, cutting off");
+            self.begin_close(
+                Some((ByeReason::SlowConsumer, None)),
+                LeaveReason::SlowConsumer,
+                true,
+                now,
+            );
         }
     }
 
@@ -543,15 +545,15 @@ impl Core {
             let msg = format!("this connection is already logged in as {me}");
             return self.error(id, ErrorCode::AlreadyLoggedIn, &msg);
         }
-        if let Some(expected) = &self.shared.config.load().password {
-            if !password.is_some_and(|p| constant_time_eq(p.as_bytes(), expected.as_bytes())) {
-                let msg = if password.is_some() {
-                    "wrong password"
-                } else {
-                    "this server requires a password"
-                };
-                return self.error(id, ErrorCode::AuthFailed, msg);
-            }
+        if let Some(expected) = &self.shared.config.load().password
+            && !password.is_some_and(|p| constant_time_eq(p.as_bytes(), expected.as_bytes()))
+        {
+            let msg = if password.is_some() {
+                "wrong password"
+            } else {
+                "this server requires a password"
+            };
+            return self.error(id, ErrorCode::AuthFailed, msg);
         }
         let name = match Name::new(name) {
             Ok(n) => n,

@@ -365,14 +365,14 @@ impl Client {
     /// rest can be compared exactly.
     pub async fn recv_no_ts(&mut self) -> Value {
         let mut v = self.recv().await;
-        if let Some(obj) = v.as_object_mut() {
-            if let Some(ts) = obj.remove("ts") {
-                let ts = ts.as_u64().expect("ts is an integer");
-                assert!(
-                    ts > 1_700_000_000_000,
-                    "ts {ts} is not milliseconds since the epoch"
-                );
-            }
+        if let Some(obj) = v.as_object_mut()
+            && let Some(ts) = obj.remove("ts")
+        {
+            let ts = ts.as_u64().expect("ts is an integer");
+            assert!(
+                ts > 1_700_000_000_000,
+                "ts {ts} is not milliseconds since the epoch"
+            );
         }
         v
     }

@@ -214,10 +214,10 @@ impl Completion {
                     .collect();
                 return (0, cmds);
             }
-        } else if let Some(partial) = before.strip_prefix('@') {
-            if !partial.contains(char::is_whitespace) {
-                return (1, self.names_starting(partial, " "));
-            }
+        } else if let Some(partial) = before.strip_prefix('@')
+            && !partial.contains(char::is_whitespace)
+        {
+            return (1, self.names_starting(partial, " "));
         }
         (before.len(), Vec::new())
     }
