@@ -189,7 +189,15 @@ fn without_root_the_default_is_under_xdg_runtime_dir_or_a_usage_error() {
     )
     .unwrap();
     let exe = dir.path().join("chatctl");
-    std::fs::copy(env!("CARGO_BIN_EXE_chatctl"), &exe).unwrap();
+    // Copied by cp, not by this process: a file this process had open for writing would be
+    // inherited by children that concurrent tests fork, and exec would fail with ETXTBSY
+    // until they exec in turn.
+    let copied = Command::new("cp")
+        .arg(env!("CARGO_BIN_EXE_chatctl"))
+        .arg(&exe)
+        .status()
+        .unwrap();
+    assert!(copied.success(), "cp chatctl");
     let run = |xdg: Option<&str>| {
         let mut cmd = Command::new(&exe);
         cmd.arg("status")
@@ -200,16 +208,7 @@ fn without_root_the_default_is_under_xdg_runtime_dir_or_a_usage_error() {
         if let Some(x) = xdg {
             cmd.env("XDG_RUNTIME_DIR", x);
         }
-        // exec of a freshly copied binary fails with ETXTBSY while a child forked by a
-        // concurrent test during the copy has not exec'd yet: transient, so retry briefly.
-        let out = loop {
-            match cmd.output() {
-                Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) => {
-                    std::thread::sleep(std::time::Duration::from_millis(5))
-                }
-                r => break r.unwrap(),
-            }
-        };
+        let out = cmd.output().unwrap();
         (
             out.status.code().unwrap_or(-1),
             String::from_utf8_lossy(&out.stderr).into_owned(),

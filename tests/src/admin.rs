@@ -6,7 +6,6 @@ use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
-use std::time::{Duration, Instant};
 
 /// A fresh directory under /tmp for Unix sockets: their paths are limited to 108 bytes, which
 /// a path under `target/` can exceed.
@@ -138,18 +137,14 @@ pub fn run_as(cmd: &mut Command, uid: u32, gid: u32, groups: &[u32]) -> bool {
     true
 }
 
-/// Runs `cmd` to completion, retrying while exec fails with ETXTBSY. A binary copied by this
-/// process (to run it as another user) stays "busy" while any child forked by a concurrent
-/// test during the copy has not reached its own exec yet; that lasts microseconds and sends
-/// no event to wait on, so a short bounded retry is the standard remedy.
-pub fn output_of_copied(cmd: &mut Command) -> Output {
-    let end = Instant::now() + DEADLINE;
-    loop {
-        match cmd.output() {
-            Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) && Instant::now() < end => {
-                std::thread::sleep(Duration::from_millis(5));
-            }
-            r => return r.expect("run a command"),
-        }
-    }
+/// Copies a binary for another user to run. The copy is made by `cp`, not by this process: a
+/// file this process had open for writing would be inherited by the children that concurrent
+/// tests fork, and exec of the copy would fail with ETXTBSY until they exec in turn.
+pub fn copy_for_others(from: &Path, to: &Path) {
+    let ok = Command::new("cp")
+        .arg(from)
+        .arg(to)
+        .status()
+        .expect("run cp");
+    assert!(ok.success(), "cp {} {}", from.display(), to.display());
 }

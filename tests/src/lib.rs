@@ -7,10 +7,12 @@
 
 mod admin;
 
-pub use admin::{Run, Watch, chatctl_at, chatctl_with, output_of_copied, run_as, socket_dir};
+pub use admin::{Run, Watch, chatctl_at, chatctl_with, copy_for_others, run_as, socket_dir};
 use serde_json::Value;
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
+use std::os::fd::{AsRawFd, FromRawFd};
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
@@ -182,6 +184,15 @@ impl Chatd {
         }
     }
 
+    /// Like [`Chatd::wait_log`], but also finds a line logged before the call (one that an
+    /// earlier `wait_log` read past).
+    pub fn wait_logged(&self, needle: &str) -> String {
+        if let Some(line) = self.log().into_iter().find(|l| l.contains(needle)) {
+            return line;
+        }
+        self.wait_log(needle)
+    }
+
     /// Sends a signal by name (`TERM`, `INT`, `HUP`, ...).
     pub fn signal(&self, sig: &str) {
         let ok = Command::new("kill")
@@ -264,18 +275,75 @@ pub fn run_bin(
     )
 }
 
-/// Waits until `probe` finds what it looks for, failing the test with `what` past the
-/// deadline. For state with no event to wait on (a file appearing, a process ending that is
-/// not our child); the probe interval is short and always under the deadline.
-pub fn wait_for<T>(what: &str, mut probe: impl FnMut() -> Option<T>) -> T {
+/// Waits until `probe` finds what it looks for in the directory `dir` (a log file appearing or
+/// growing, say), checking again each time inotify reports a change there, and fails the test
+/// with `what` past the deadline.
+pub fn wait_in_dir<T>(dir: &Path, what: &str, mut probe: impl FnMut() -> Option<T>) -> T {
     let end = Instant::now() + DEADLINE;
+    // SAFETY: plain system calls on a descriptor this function owns and closes; the path is
+    // a NUL-terminated copy.
+    let fd = unsafe { libc::inotify_init1(libc::IN_CLOEXEC) };
+    assert!(
+        fd >= 0,
+        "inotify_init1: {}",
+        std::io::Error::last_os_error()
+    );
+    let fd = unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) };
+    let path = std::ffi::CString::new(dir.as_os_str().as_bytes()).expect("a path without NUL");
+    let mask = libc::IN_CREATE | libc::IN_MODIFY | libc::IN_CLOSE_WRITE | libc::IN_MOVED_TO;
+    let wd = unsafe { libc::inotify_add_watch(fd.as_raw_fd(), path.as_ptr(), mask) };
+    assert!(
+        wd >= 0,
+        "watch {}: {}",
+        dir.display(),
+        std::io::Error::last_os_error()
+    );
     loop {
         if let Some(v) = probe() {
             return v;
         }
-        assert!(Instant::now() < end, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(20));
+        let left = end.saturating_duration_since(Instant::now());
+        assert!(!left.is_zero(), "timed out waiting for {what}");
+        wait_readable(&fd, left);
+        // Drain the events: which file changed does not matter, the probe looks again.
+        let mut buf = [0u8; 4096];
+        // SAFETY: reads into a buffer we own, non-blocking after poll said readable.
+        unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
     }
+}
+
+/// Waits for a process that is not our child (a daemon that forked away) to exit, on its
+/// pidfd, and fails the test past the deadline.
+pub fn wait_pid_exit(pid: u32) {
+    // SAFETY: pidfd_open has no memory arguments; the descriptor is owned below.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) };
+    if fd < 0 {
+        // Already gone (ESRCH) is what we were waiting for.
+        let err = std::io::Error::last_os_error();
+        assert_eq!(
+            err.raw_os_error(),
+            Some(libc::ESRCH),
+            "pidfd_open({pid}): {err}"
+        );
+        return;
+    }
+    let fd = unsafe { std::os::fd::OwnedFd::from_raw_fd(fd as i32) };
+    assert!(
+        wait_readable(&fd, DEADLINE),
+        "process {pid} did not exit in {DEADLINE:?}"
+    );
+}
+
+/// poll(2) for readability with a timeout; true when readable.
+fn wait_readable(fd: &std::os::fd::OwnedFd, timeout: Duration) -> bool {
+    let mut p = libc::pollfd {
+        fd: fd.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    let ms = timeout.as_millis().clamp(1, i32::MAX as u128) as i32;
+    // SAFETY: one pollfd we own.
+    unsafe { libc::poll(&mut p, 1, ms) > 0 }
 }
 
 /// A raw protocol client over TCP.

@@ -22,7 +22,7 @@ fn setup() -> Setup {
     let dir = d.admin_socket().parent().unwrap().to_owned();
     std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
     let chatctl = dir.join("chatctl");
-    std::fs::copy(bin("chatctl"), &chatctl).unwrap();
+    e2e::copy_for_others(&bin("chatctl"), &chatctl);
     let mut probe = Command::new("true");
     assert!(
         run_as(&mut probe, NOBODY, NOBODY, &[]),
@@ -35,7 +35,7 @@ fn chatctl_as(s: &Setup, uid: u32, gid: u32, groups: &[u32], args: &[&str]) -> R
     let mut cmd = Command::new(&s.chatctl);
     cmd.arg("--socket").arg(s.d.admin_socket()).args(args);
     assert!(run_as(&mut cmd, uid, gid, groups));
-    e2e::output_of_copied(&mut cmd).into()
+    cmd.output().expect("run chatctl").into()
 }
 
 fn chmod(path: &Path, mode: u32) {

@@ -1,7 +1,7 @@
 //! `--daemon`: the command returns once the daemon listens, the pid file names it, it has
 //! left the terminal, and start-up failures still reach the terminal with their exit code.
 
-use e2e::{Client, run_bin, wait_for};
+use e2e::{Client, run_bin, wait_in_dir, wait_pid_exit};
 use std::net::SocketAddr;
 use std::path::Path;
 
@@ -61,7 +61,7 @@ async fn daemon_detaches_writes_the_pid_file_and_stops_cleanly() {
     let fields: Vec<&str> = stat.rsplit(") ").next().unwrap().split(' ').collect();
     assert_eq!(fields[4], "0", "tty_nr of the daemon");
 
-    let addr: SocketAddr = wait_for("the daemon's address in its log", || {
+    let addr: SocketAddr = wait_in_dir(&logs, "the daemon's address in its log", || {
         let text = log_text(&logs);
         let line = text.lines().find(|l| l.contains("listening on "))?;
         line.rsplit("listening on ").next()?.trim().parse().ok()
@@ -77,7 +77,7 @@ async fn daemon_detaches_writes_the_pid_file_and_stops_cleanly() {
         c.expect_closed().await.last().unwrap()["reason"],
         "shutdown"
     );
-    wait_for("the daemon to exit", || (!alive(&pid)).then_some(()));
+    wait_pid_exit(pid.parse().unwrap());
     assert!(!pid_file.exists(), "pid file left behind");
     assert!(
         log_text(&logs).contains("stopped"),

@@ -2,7 +2,7 @@
 //! clock) and pruned, flushed on exit; output moved by a reload; timestamps switchable for
 //! journald; and never a message body, even at trace level.
 
-use e2e::{Chatd, Client, wait_for};
+use e2e::{Chatd, Client, wait_in_dir};
 use std::net::SocketAddr;
 use std::path::Path;
 
@@ -29,7 +29,7 @@ fn read_all(dir: &Path) -> String {
 
 /// The address chatd logged into `file`.
 fn addr_in(dir: &Path, name: &str) -> SocketAddr {
-    wait_for("the address in the log file", || {
+    wait_in_dir(dir, "the address in the log file", || {
         let text = read(dir, name);
         let line = text.lines().find(|l| l.contains("listening on "))?;
         line.rsplit("listening on ").next()?.trim().parse().ok()
@@ -73,7 +73,7 @@ fn log_files_rotate_at_midnight_are_pruned_and_flushed_on_exit() {
     assert_eq!(d.log(), Vec::<String>::new(), "logs went to stderr too");
     // Each probe makes a connection, which logs a line; one after midnight opens the new
     // day's file.
-    wait_for("a log line after midnight", || {
+    wait_in_dir(logs, "a log line after midnight", || {
         drop(std::net::TcpStream::connect(addr));
         read(logs, "chatd.2020-01-02.log")
             .contains("connected")
@@ -106,7 +106,7 @@ async fn reload_moves_logs_from_stderr_to_files_and_back() {
     // The changes themselves are logged where the new config sends logs.
     d.wait_log("SIGHUP received");
     let in_file = |needle: &str| {
-        wait_for(needle, || {
+        wait_in_dir(&logs, needle, || {
             let name = files(&logs).into_iter().next()?;
             read(&logs, &name).contains(needle).then_some(())
         })

@@ -126,9 +126,7 @@ async fn sighup_applies_new_limits_and_keeps_every_connection() {
     assert_eq!(bob.recv_no_ts().await["body"], "still here");
     let _carol = Client::login(d.addr(), "carol").await;
     // The resized connection limit is logged at debug level, before or after the summary.
-    e2e::wait_for("a debug line", || {
-        d.log().iter().any(|l| l.contains(" DEBUG ")).then_some(())
-    });
+    d.wait_logged(" DEBUG ");
 }
 
 #[tokio::test]
