@@ -1,0 +1,185 @@
+//! Serving one request line: the protocol's answers, for a session's [`Core`].
+//!
+//! Everything here is synchronous and writes its reply into the session's output buffer; what
+//! goes to other users goes through the registry. Split from `session.rs`, which keeps the
+//! connection's life (its loop, reading, writing, closing).
+
+use super::Core;
+use crate::registry::{DeliverError, JoinError};
+use proto::codec::Frame;
+use proto::request::{self, Parsed, Raw, Request, Target};
+use proto::{ByeReason, ErrorCode, LeaveReason, Name, encode};
+use std::time::Instant;
+use tracing::info;
+
+impl Core {
+    /// `max` is the limit this connection's decoder enforces (a reload changes it only for
+    /// new connections), so `too_large` names the limit that applied.
+    pub(super) fn on_frame(&mut self, frame: Frame<'_>, max: usize, now: Instant, ts: u64) {
+        if self.closing.is_some() {
+            // Lines after `logout` (or a close) in the same read are not served.
+            return;
+        }
+        match frame {
+            Frame::TooLong => {
+                self.error(
+                    None,
+                    ErrorCode::TooLarge,
+                    &format!("line longer than {max} bytes; it was discarded"),
+                );
+            }
+            Frame::Line(line) => match request::parse(line) {
+                Ok(None) => {}
+                Ok(Some(parsed)) => self.serve(parsed, now, ts),
+                Err(e) => self.error(e.id, e.code, &e.message),
+            },
+        }
+    }
+
+    fn error(&mut self, id: Option<Raw<'_>>, code: ErrorCode, message: &str) {
+        info!(peer = %self.guard.conn.peer, user = %self.user(), %code, "error reply");
+        self.registry().stats().error(code);
+        self.registry()
+            .events()
+            .error(self.guard.conn.peer, self.name.as_ref(), code);
+        encode::error(&mut self.out, id, code, message);
+    }
+
+    fn serve(&mut self, Parsed { id, request }: Parsed<'_>, now: Instant, ts: u64) {
+        match request {
+            Request::Ping => encode::ok(&mut self.out, id),
+            Request::Login { name, password } => self.login(id, &name, password.as_deref()),
+            Request::Msg { to, body, from } => {
+                let Some(me) = self.name.clone() else {
+                    return self.not_logged_in(id);
+                };
+                if let Some(from) = from.filter(|f| !f.eq_ignore_ascii_case(me.as_str())) {
+                    let msg = format!("you are logged in as {me} and cannot send as {from}");
+                    return self.error(id, ErrorCode::Forbidden, &msg);
+                }
+                if let Err(wait) = self.rate.take(now) {
+                    let msg = format!(
+                        "over the limit of {} messages per second; nothing was delivered, retry in {} ms",
+                        self.shared.config.load().rate,
+                        wait.as_millis().max(1)
+                    );
+                    return self.error(id, ErrorCode::RateLimited, &msg);
+                }
+                self.send(id, &me, to, body, ts);
+            }
+            Request::Users => {
+                if self.name.is_none() {
+                    return self.not_logged_in(id);
+                }
+                let users = self.registry().list();
+                encode::ok_users(&mut self.out, id, users.iter().map(Name::as_str));
+            }
+            Request::Logout => {
+                let Some(user) = &self.name else {
+                    return self.not_logged_in(id);
+                };
+                info!(peer = %self.guard.conn.peer, %user, "logged out");
+                encode::ok(&mut self.out, id);
+                self.begin_close(
+                    Some((ByeReason::Logout, None)),
+                    LeaveReason::Logout,
+                    false,
+                    now,
+                );
+            }
+        }
+    }
+
+    fn not_logged_in(&mut self, id: Option<Raw<'_>>) {
+        self.error(
+            id,
+            ErrorCode::NotLoggedIn,
+            "log in first: {\"type\":\"login\",\"from\":\"NAME\"}",
+        );
+    }
+
+    fn login(&mut self, id: Option<Raw<'_>>, name: &str, password: Option<&str>) {
+        if let Some(me) = &self.name {
+            let msg = format!("this connection is already logged in as {me}");
+            return self.error(id, ErrorCode::AlreadyLoggedIn, &msg);
+        }
+        if let Some(expected) = &self.shared.config.load().password
+            && !password.is_some_and(|p| constant_time_eq(p.as_bytes(), expected.as_bytes()))
+        {
+            let msg = if password.is_some() {
+                "wrong password"
+            } else {
+                "this server requires a password"
+            };
+            return self.error(id, ErrorCode::AuthFailed, msg);
+        }
+        let name = match Name::new(name) {
+            Ok(n) => n,
+            Err(e) => return self.error(id, ErrorCode::InvalidName, &e.to_string()),
+        };
+        let conn = self.conn().clone();
+        match self.registry().join(&conn, name.clone()) {
+            Ok(users) => {
+                info!(peer = %self.guard.conn.peer, user = %name, "logged in");
+                encode::ok_login(
+                    &mut self.out,
+                    id,
+                    name.as_str(),
+                    users.iter().map(Name::as_str),
+                    crate::SERVER_ID,
+                );
+                self.name = Some(name);
+            }
+            Err(JoinError::NameTaken) => {
+                let msg = format!("{name} is already logged in; choose another name");
+                self.error(id, ErrorCode::NameTaken, &msg);
+            }
+            Err(JoinError::AlreadyLoggedIn) => {
+                self.error(
+                    id,
+                    ErrorCode::AlreadyLoggedIn,
+                    "this connection is already logged in",
+                );
+            }
+        }
+    }
+
+    fn send(&mut self, id: Option<Raw<'_>>, me: &Name, to: Target<'_>, body: Raw<'_>, ts: u64) {
+        let delivered = match to {
+            Target::All => self.registry().broadcast(self.conn(), body, ts),
+            Target::User(to) => {
+                match self
+                    .shared
+                    .registry
+                    .deliver_cached(&mut self.recipient, me, &to, body, ts)
+                {
+                    Ok(()) => 1,
+                    Err(DeliverError::UnknownUser) => {
+                        return self.error(
+                            id,
+                            ErrorCode::UnknownUser,
+                            &format!("{to} is not logged in"),
+                        );
+                    }
+                    Err(DeliverError::Busy) => {
+                        let msg = format!(
+                            "{to} is not reading fast enough; nothing was queued, try again later"
+                        );
+                        return self.error(id, ErrorCode::RecipientBusy, &msg);
+                    }
+                }
+            }
+        };
+        self.batch.messages += 1;
+        self.batch.delivered += delivered as u64;
+        encode::ok_delivered(&mut self.out, id, delivered);
+    }
+}
+
+/// Compares secrets in time independent of where they differ.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
