@@ -55,7 +55,7 @@ impl Running {
         let Running { mut child, lines } = self;
         // stdout belongs to the reader thread; collect what is left of it.
         child.stdout = None;
-        let mut out = common::finish_stderr(child);
+        let mut out = common::finish(child);
         out.stdout = lines.try_iter().collect::<Vec<_>>().join("\n");
         out
     }

@@ -242,12 +242,18 @@ impl Registry {
         body: Raw<'_>,
         ts_ms: u64,
     ) -> Result<(), DeliverError> {
-        let key = NameKey::new(to).ok_or(DeliverError::UnknownUser)?;
         let mut fresh = false;
         loop {
-            let recipient = match &cache.0 {
-                Some(conn) if conn.name().is_some_and(|n| n.key() == key) => conn.clone(),
-                _ => {
+            // The cache is checked by comparing spellings, which costs less than building the
+            // name's key; the key (and its validation) is only needed for a lookup.
+            let cached = cache.0.as_ref().filter(|c| {
+                c.name()
+                    .is_some_and(|n| n.as_str().eq_ignore_ascii_case(to))
+            });
+            let recipient = match cached {
+                Some(conn) => conn.clone(),
+                None => {
+                    let key = NameKey::new(to).ok_or(DeliverError::UnknownUser)?;
                     let found = self.users_read().by_key.get(&key).cloned();
                     let Some(conn) = found else {
                         cache.0 = None;

@@ -255,8 +255,16 @@ pub fn run_bin(
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     adjust(&mut cmd);
-    let mut child = cmd.spawn().unwrap_or_else(|e| panic!("spawn {name}: {e}"));
-    let read = |r: Option<Box<dyn std::io::Read + Send>>| {
+    let child = cmd.spawn().unwrap_or_else(|e| panic!("spawn {name}: {e}"));
+    let (status, out, err) = collect(child);
+    (status.code().unwrap_or(-1), out, err)
+}
+
+/// Waits for `child` (within the deadline) while reading whichever of its stdout and stderr
+/// are piped and not taken yet, each on a thread so neither pipe can fill and stall it:
+/// exit status, stdout, stderr (empty for a pipe not read here).
+pub fn collect(mut child: Child) -> (ExitStatus, String, String) {
+    fn drain(r: Option<impl std::io::Read + Send + 'static>) -> std::thread::JoinHandle<String> {
         std::thread::spawn(move || {
             let mut s = String::new();
             if let Some(mut r) = r {
@@ -264,14 +272,14 @@ pub fn run_bin(
             }
             s
         })
-    };
-    let out = read(child.stdout.take().map(|r| Box::new(r) as _));
-    let err = read(child.stderr.take().map(|r| Box::new(r) as _));
+    }
+    let out = drain(child.stdout.take());
+    let err = drain(child.stderr.take());
     let status = wait_child(&mut child);
     (
-        status.code().unwrap_or(-1),
-        out.join().unwrap(),
-        err.join().unwrap(),
+        status,
+        out.join().expect("stdout reader"),
+        err.join().expect("stderr reader"),
     )
 }
 

@@ -8,7 +8,7 @@
 #![allow(dead_code)]
 
 use e2e::{Chatd, DEADLINE};
-use std::io::{Read as _, Write as _};
+use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::Once;
@@ -81,24 +81,12 @@ pub fn run(mut cmd: Command, stdin: &[u8]) -> Output {
 }
 
 /// Waits for `child` (stdout and stderr piped) and collects its output.
-pub fn finish(mut child: Child) -> Output {
-    let mut out = child.stdout.take().expect("stdout");
-    let mut err = child.stderr.take().expect("stderr");
-    let t_out = std::thread::spawn(move || {
-        let mut s = String::new();
-        out.read_to_string(&mut s).expect("read stdout");
-        s
-    });
-    let t_err = std::thread::spawn(move || {
-        let mut s = String::new();
-        err.read_to_string(&mut s).expect("read stderr");
-        s
-    });
-    let status = e2e::wait_child(&mut child);
+pub fn finish(child: Child) -> Output {
+    let (status, stdout, stderr) = e2e::collect(child);
     Output {
         status,
-        stdout: t_out.join().expect("stdout reader"),
-        stderr: t_err.join().expect("stderr reader"),
+        stdout,
+        stderr,
     }
 }
 
@@ -112,19 +100,3 @@ pub fn rt() -> tokio::runtime::Runtime {
 
 /// The deadline every wait in these tests uses.
 pub const WAIT: std::time::Duration = DEADLINE;
-
-/// Waits for `child` whose stdout is taken elsewhere; collects stderr.
-pub fn finish_stderr(mut child: Child) -> Output {
-    let mut err = child.stderr.take().expect("stderr");
-    let t_err = std::thread::spawn(move || {
-        let mut s = String::new();
-        err.read_to_string(&mut s).expect("read stderr");
-        s
-    });
-    let status = e2e::wait_child(&mut child);
-    Output {
-        status,
-        stdout: String::new(),
-        stderr: t_err.join().expect("stderr reader"),
-    }
-}
