@@ -25,13 +25,30 @@ use tokio::task::JoinSet;
 /// At most this many connects and logins at once: a burst of thousands overflows the
 /// server's accept backlog and turns into SYN retries, which measures the kernel, not chatd.
 pub const LOGIN_CONCURRENCY: usize = 128;
-/// Numbers the flow runs of this process: names carry it, so a run never collides with the
-/// sessions of the previous one that the server may still be closing.
+/// Numbers the flow runs of this process. Names carry it and the process id, so a run never
+/// collides with the sessions of the previous one (of this chatbench or of the one before,
+/// against a long-running server) that the server may still be closing.
 static RUN: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
 
-/// A fresh run number for client names.
-pub fn next_run() -> u32 {
-    RUN.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+/// A fresh run tag for client names.
+pub fn next_run() -> String {
+    let n = RUN.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    // Base 36 keeps names about as short as a user's (the idle scenario's memory per
+    // connection includes them).
+    format!("{}.{}", base36(std::process::id()), base36(n))
+}
+
+fn base36(mut n: u32) -> String {
+    let mut digits = Vec::new();
+    loop {
+        digits.push(b"0123456789abcdefghijklmnopqrstuvwxyz"[(n % 36) as usize]);
+        n /= 36;
+        if n == 0 {
+            break;
+        }
+    }
+    digits.reverse();
+    String::from_utf8(digits).unwrap_or_default()
 }
 
 /// How long receivers wait for stragglers after the last reply.
@@ -93,7 +110,8 @@ pub async fn run(target: &Target, spec: FlowSpec) -> Result<FlowResult> {
     let deadline = Instant::now() + spec.deadline;
     let logins = Arc::new(Semaphore::new(LOGIN_CONCURRENCY));
     let (stop_tx, stop_rx) = watch::channel(false);
-    let (go_tx, go_rx) = watch::channel(false);
+    let (go_tx, go_rx) = watch::channel(Stage::LoggingIn);
+    let (settled_tx, mut settled_rx) = mpsc::unbounded_channel::<()>();
     let (ready_tx, mut ready_rx) = mpsc::channel::<Ready>(1024);
 
     let msgs_of: Vec<u64> = spec.senders.iter().map(|s| s.msgs).collect();
@@ -108,7 +126,7 @@ pub async fn run(target: &Target, spec: FlowSpec) -> Result<FlowResult> {
             addr,
             format!("r{run}x{i}"),
             checks,
-            ready,
+            (ready, settled_tx.clone()),
             stop,
             logins,
         ));
@@ -134,6 +152,7 @@ pub async fn run(target: &Target, spec: FlowSpec) -> Result<FlowResult> {
             name: format!("s{run}x{k}"),
             to: to[k].clone(),
         };
+        let ready = (ready, settled_tx.clone());
         senders.spawn(sender(addr, who, s, paced, ready, go, logins, deadline));
     }
     drop(ready_tx);
@@ -149,12 +168,25 @@ pub async fn run(target: &Target, spec: FlowSpec) -> Result<FlowResult> {
         }
     }
 
+    drop(settled_tx);
+    go_tx.send_replace(Stage::WarmUp);
+    for settled in 0..expected_ready {
+        match tokio::time::timeout_at(deadline.into(), settled_rx.recv()).await {
+            Ok(Some(())) => {}
+            Ok(None) => bail!("a client task ended during the warm-up"),
+            Err(_) => bail!(
+                "the deadline passed during the warm-up: {settled} of {expected_ready} clients \
+                 had their warm-up message"
+            ),
+        }
+    }
+
     let (cpu0, bench0, rss0) = (target.cpu_secs(), bench_cpu(), target.rss_kib());
     let sampler = target
         .pid
         .map(|pid| tokio::spawn(sample_rss(pid, stop_rx.clone())));
     let t0 = now_ns();
-    go_tx.send_replace(true);
+    go_tx.send_replace(Stage::Go);
     let pacer = match spec.rate {
         Some(rate) => {
             let w: Option<Vec<_>> = writers.into_iter().collect();
@@ -251,6 +283,17 @@ pub async fn run(target: &Target, spec: FlowSpec) -> Result<FlowResult> {
 /// A client's news when logged in: paced senders hand over a duplicate of their socket for
 /// the pacer thread to write on.
 pub type Ready = Result<Option<(u32, std::net::TcpStream)>>;
+
+/// Where a flow run is; senders follow it through a watch channel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Stage {
+    /// Clients are logging in.
+    LoggingIn,
+    /// Everyone is logged in: each sender sends its [`crate::wire::WARM_UP`] message.
+    WarmUp,
+    /// Every warm-up message has arrived: the measured run.
+    Go,
+}
 
 /// Peak RSS of `pid` sampled every 20 ms until `stop`.
 async fn sample_rss(pid: u32, mut stop: watch::Receiver<bool>) -> u64 {

@@ -41,11 +41,12 @@ pub async fn idle(cli: &Cli, t: &Target, conns: u32) -> Result<Report> {
             stop_rx.clone(),
         );
         let addr = t.addr;
+        let name = format!("i{run}x{i}");
         tasks.spawn(async move {
             let permit = logins.acquire_owned().await;
             let conn = async {
                 let mut c = Conn::connect(addr, IDLE_BUF).await?;
-                c.login(&format!("idle{run}x{i}")).await?;
+                c.login(&name).await?;
                 Ok::<_, anyhow::Error>(c)
             }
             .await;

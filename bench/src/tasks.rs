@@ -3,7 +3,7 @@
 //! the replies). See [`crate::flow`] for how a run puts them together.
 
 use crate::client::{Conn, now_ns};
-use crate::flow::{Ready, SenderSpec};
+use crate::flow::{Ready, SenderSpec, Stage};
 use crate::order::{OrderCheck, OrderSummary};
 use crate::stats::Histogram;
 use crate::wire::{self, Incoming};
@@ -39,7 +39,7 @@ pub async fn receiver(
     addr: SocketAddr,
     name: String,
     mut checks: Vec<(u32, OrderCheck)>,
-    ready: mpsc::Sender<Ready>,
+    (ready, settled): (mpsc::Sender<Ready>, mpsc::UnboundedSender<()>),
     mut stop: watch::Receiver<bool>,
     logins: Arc<Semaphore>,
 ) -> Result<RecvStats> {
@@ -61,11 +61,23 @@ pub async fn receiver(
     let _ = ready.send(Ok(None)).await;
     let mut st = RecvStats::default();
     let mut complete = checks.iter().all(|(_, c)| c.complete());
+    // Senders whose warm-up message has not arrived yet.
+    let mut warming: Vec<u32> = checks.iter().map(|(k, _)| *k).collect();
+    if warming.is_empty() {
+        let _ = settled.send(());
+    }
     while !complete {
         tokio::select! {
             r = conn.read_lines(|line, now| {
                 st.lines += 1;
                 match wire::classify(line) {
+                    Incoming::Msg { sender, seq: wire::WARM_UP, .. } => {
+                        let was_warming = !warming.is_empty();
+                        warming.retain(|k| *k != sender);
+                        if was_warming && warming.is_empty() {
+                            let _ = settled.send(());
+                        }
+                    }
                     Incoming::Msg { sender, seq, t_ns } => {
                         st.last_recv = now;
                         st.hist.record(now.saturating_sub(t_ns));
@@ -105,8 +117,8 @@ pub async fn sender(
     Who { k, name, to }: Who,
     spec: SenderSpec,
     paced: bool,
-    ready: mpsc::Sender<Ready>,
-    mut go: watch::Receiver<bool>,
+    (ready, settled): (mpsc::Sender<Ready>, mpsc::UnboundedSender<()>),
+    mut go: watch::Receiver<Stage>,
     logins: Arc<Semaphore>,
     deadline: Instant,
 ) -> Result<SendStats> {
@@ -132,14 +144,32 @@ pub async fn sender(
             return Ok(SendStats::default());
         }
     };
-    while !*go.borrow_and_update() {
+    while *go.borrow_and_update() < Stage::WarmUp {
+        go.changed().await?;
+    }
+    let mut out = Vec::with_capacity(64 * 1024);
+    wire::msg(&mut out, &to, k, wire::WARM_UP, now_ns(), 0);
+    conn.stream.write_all(&out).await?;
+    let mut replied = false;
+    while !replied {
+        let r = conn.read_lines(|line, _| {
+            replied |= matches!(
+                wire::classify(line),
+                Incoming::Ok { .. } | Incoming::Error { .. }
+            );
+        });
+        if !r.await? {
+            bail!("server closed sender {name} before answering its warm-up message");
+        }
+    }
+    let _ = settled.send(());
+    while *go.borrow_and_update() < Stage::Go {
         go.changed().await?;
     }
     let mut st = SendStats {
         first_send: now_ns(),
         ..SendStats::default()
     };
-    let mut out = Vec::with_capacity(64 * 1024);
     let mut sent = if paced { spec.msgs } else { 0 };
     while st.acked < spec.msgs {
         let allowed = spec

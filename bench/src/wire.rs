@@ -27,6 +27,11 @@ pub fn login(buf: &mut Vec<u8>, name: &str) {
     buf.extend_from_slice(b"\",\"id\":0}\n");
 }
 
+/// The sequence number of the one message each sender sends before the measured run. Every
+/// receiver waits for it, so the run starts only once the server has delivered everything the
+/// logins set off (chatd's `join` events to every earlier user) and measures only the run.
+pub const WARM_UP: u64 = 999_999_999_999_999_999;
+
 /// Appends one chat message to `to` (a name or `*`), numbered `seq` (also its request id),
 /// stamped `t_ns`, with `pad` bytes of padding in the body.
 pub fn msg(buf: &mut Vec<u8>, to: &str, sender: u32, seq: u64, t_ns: u64, pad: usize) {
@@ -123,6 +128,18 @@ pub fn classify(line: &[u8]) -> Incoming<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_warm_up_message_parses_back() {
+        let mut buf = Vec::new();
+        msg(&mut buf, "*", 3, WARM_UP, 1, 0);
+        let body = &buf[buf.windows(8).position(|w| w == b"\"body\":\"").unwrap() + 8..];
+        assert_eq!(body_of(body), Some((3, WARM_UP, 1)));
+    }
+
+    fn body_of(s: &[u8]) -> Option<(u32, u64, u64)> {
+        body(s)
+    }
 
     #[test]
     fn a_message_line_is_valid_protocol_and_parses_back() {
