@@ -1,8 +1,9 @@
 //! A session's outgoing queue: bounded, filled by other sessions without waiting, drained by
 //! its own session in batches.
 //!
-//! A plain mutex over a `VecDeque` of pre-encoded lines, plus the one waker of the owning
-//! task. A push wakes the owner only when the queue goes from empty to non-empty (the owner
+//! A plain mutex over a `VecDeque` of pre-encoded chunks, plus the one waker of the owning
+//! task. A chunk is one line, or a run of one sender's broadcasts shared by every recipient;
+//! the bound counts lines. A push wakes the owner only when the queue goes from empty to non-empty (the owner
 //! drains everything it can per wake-up, so one wake-up serves a whole burst), when the queue
 //! first becomes full (so the owner can start its slow-consumer clock), or when a close is
 //! requested. An empty `VecDeque` owns no allocation, so an idle session's queue costs only
@@ -54,7 +55,9 @@ pub struct Mailbox {
 
 #[derive(Debug, Default)]
 struct State {
-    queue: VecDeque<Bytes>,
+    queue: VecDeque<Chunk>,
+    /// Lines in `queue`, the figure bounded by `cap`.
+    lines: usize,
     cap: usize,
     full_since: Option<Instant>,
     /// The owner has seen `full_since`, so a further failed push need not wake it.
@@ -83,32 +86,62 @@ impl Mailbox {
 
     /// Queues `line` unless the queue is full or closed. Never waits.
     pub fn push(&self, line: Bytes) -> Push {
+        let mut line = Some(line);
+        self.enqueue(1, |_| line.take().unwrap_or_default()).1
+    }
+
+    /// Queues the first lines of `run` that fit, where line `i` ends at `ends[i]`, and returns
+    /// how many that was (0 if the session is closing). Taking a prefix keeps every recipient's
+    /// view of one sender in order; the queue holds the lines as one shared slice of `run`.
+    pub fn push_run(&self, run: &Bytes, ends: &[usize]) -> usize {
+        let all = ends.len();
+        self.enqueue(all, |n| {
+            if n == all {
+                run.clone()
+            } else {
+                run.slice(..ends[n - 1])
+            }
+        })
+        .0
+    }
+
+    /// Queues up to `want` lines, the chunk for `n` of them made by `chunk(n)`; returns how
+    /// many were queued and whether all were.
+    fn enqueue(&self, want: usize, chunk: impl FnOnce(usize) -> Bytes) -> (usize, Push) {
         let mut st = self.lock();
         if st.sealed || st.close.is_some() {
-            return Push::Closed;
+            return (0, Push::Closed);
         }
-        if st.queue.len() >= st.cap {
-            if st.full_since.is_none() {
-                st.full_since = Some(Instant::now());
-                st.full_seen = false;
-                let waker = st.waker.take();
-                drop(st);
-                wake(waker);
+        let n = want.min(st.cap.saturating_sub(st.lines));
+        let mut waker = None;
+        if n > 0 {
+            if st.lines == 0 {
+                waker = st.waker.take();
             }
-            return Push::Full;
+            if st.queue.capacity() == 0 {
+                // Freed whenever it empties (idle sessions hold none), so start a burst with
+                // room for several chunks rather than growing one slot at a time.
+                st.queue.reserve(8);
+            }
+            st.queue.push_back(Chunk {
+                bytes: chunk(n),
+                lines: n,
+            });
+            st.lines += n;
         }
-        let was_empty = st.queue.is_empty();
-        if st.queue.capacity() == 0 {
-            // Freed whenever it empties (idle sessions hold none), so start a burst with room
-            // for several lines rather than growing one slot at a time.
-            let first = 16.min(st.cap);
-            st.queue.reserve(first);
+        if n == want {
+            drop(st);
+            wake(waker);
+            return (n, Push::Queued);
         }
-        st.queue.push_back(line);
-        let waker = if was_empty { st.waker.take() } else { None };
+        if st.full_since.is_none() {
+            st.full_since = Some(Instant::now());
+            st.full_seen = false;
+            waker = waker.or_else(|| st.waker.take());
+        }
         drop(st);
         wake(waker);
-        Push::Queued
+        (n, Push::Full)
     }
 
     /// Asks the owner to end the session. The first request wins; returns false if the
@@ -132,13 +165,14 @@ impl Mailbox {
 
     /// Lines waiting (the queue depth shown to the administrator).
     pub fn depth(&self) -> usize {
-        self.lock().queue.len()
+        self.lock().lines
     }
 
     /// Drops every queued line: for a session cut off because it does not read them.
     pub fn clear(&self) {
         let mut st = self.lock();
         st.queue = VecDeque::new();
+        st.lines = 0;
         st.full_since = None;
     }
 
@@ -146,7 +180,7 @@ impl Mailbox {
     /// request, or a newly full queue. Otherwise remembers the waker.
     pub fn poll_ready(&self, cx: &mut Context<'_>, want_lines: bool) -> Poll<()> {
         let mut st = self.lock();
-        if (want_lines && !st.queue.is_empty())
+        if (want_lines && st.lines > 0)
             || (st.close.is_some() && !st.close_seen)
             || (st.full_since.is_some() && !st.full_seen)
         {
@@ -164,23 +198,24 @@ impl Mailbox {
     pub fn take(&self, out: &mut Vec<u8>, limit: usize) -> Taken {
         let mut st = self.lock();
         // Size the batch first so the output buffer grows once, not once per doubling.
-        let (mut n, mut bytes) = (0, 0);
-        for line in &st.queue {
+        let (mut n, mut bytes, mut lines) = (0, 0, 0);
+        for chunk in &st.queue {
             if out.len() + bytes >= limit {
                 break;
             }
-            bytes += line.len();
+            bytes += chunk.bytes.len();
+            lines += chunk.lines;
             n += 1;
         }
         out.reserve(bytes);
-        for line in st.queue.drain(..n) {
-            out.extend_from_slice(&line);
+        for chunk in st.queue.drain(..n) {
+            out.extend_from_slice(&chunk.bytes);
         }
-        let lines = n as u64;
+        st.lines -= lines;
         // The slow-consumer clock stops only once the queue is down to half. A reader that
         // takes a line now and then, just enough to make room for the next one, keeps its
         // queue full for all practical purposes and must not restart the clock each time.
-        if st.queue.len() <= st.cap / 2 {
+        if st.lines <= st.cap / 2 {
             st.full_since = None;
         }
         if st.queue.is_empty() && st.queue.capacity() > 0 {
@@ -195,12 +230,20 @@ impl Mailbox {
             st.close.clone()
         };
         Taken {
-            lines,
+            lines: lines as u64,
             full_since: st.full_since,
             close,
-            remaining: st.queue.len(),
+            remaining: st.lines,
         }
     }
+}
+
+/// Consecutive lines queued together: usually one, or a run of one sender's broadcasts
+/// shared by every recipient.
+#[derive(Debug)]
+struct Chunk {
+    bytes: Bytes,
+    lines: usize,
 }
 
 fn wake(waker: Option<Waker>) {
@@ -275,6 +318,44 @@ mod tests {
         // down to 2 of 4: the clock stops
         let t = mb.take(&mut out, 3);
         assert_eq!((t.lines, t.remaining, t.full_since), (1, 2, None));
+    }
+
+    #[test]
+    fn a_run_queues_the_prefix_that_fits_and_wakes_once() {
+        let mb = Mailbox::new(4);
+        let (count, w) = waker();
+        assert!(
+            mb.poll_ready(&mut Context::from_waker(&w), true)
+                .is_pending()
+        );
+        assert_eq!(mb.push(Bytes::from_static(b"x\n")), Push::Queued);
+        // the owner is busy writing and waits without wanting lines
+        assert!(
+            mb.poll_ready(&mut Context::from_waker(&w), false)
+                .is_pending()
+        );
+        let run = Bytes::from_static(b"a\nbb\nccc\nd\n");
+        let ends = [2, 5, 9, 11];
+        assert_eq!(mb.push_run(&run, &ends), 3, "room for three of four");
+        assert_eq!(mb.depth(), 4);
+        assert_eq!(
+            count.0.load(Ordering::SeqCst),
+            2,
+            "non-empty, then full: once each"
+        );
+        assert_eq!(mb.push_run(&run, &ends), 0);
+        let mut out = Vec::new();
+        let t = mb.take(&mut out, usize::MAX);
+        assert_eq!((t.lines, t.remaining), (4, 0));
+        assert_eq!(out, b"x\na\nbb\nccc\n");
+        assert_eq!(mb.push_run(&run, &ends), 4);
+        assert_eq!(mb.depth(), 4);
+        mb.seal();
+        assert_eq!(
+            mb.push_run(&run, &ends),
+            0,
+            "a closing session takes nothing"
+        );
     }
 
     #[test]

@@ -275,11 +275,31 @@ impl Registry {
         }
     }
 
-    /// Queues a broadcast from `from` for everyone else; returns how many queues took it.
-    pub fn broadcast(&self, from: &Conn, body: Raw<'_>, ts_ms: u64) -> usize {
-        let Some(name) = from.name() else { return 0 };
-        let line = encode::msg_event(name.as_str(), "*", body, ts_ms);
-        self.push_all(&line, Some(from.id))
+    /// Queues a run of broadcasts from `from` for everyone else: `run` holds the `msg` events
+    /// back to back, event `i` ending at `ends[i]`. Sets `delivered[i]` to how many queues took
+    /// event `i`. One lock and one shared reference per recipient for the whole run, instead
+    /// of one per event: that is most of what a broadcast costs per copy. A queue with room
+    /// for only some takes the first ones, so a recipient never sees a later one without the
+    /// earlier.
+    pub fn broadcast(&self, from: &Conn, run: &Bytes, ends: &[usize], delivered: &mut [usize]) {
+        delivered.fill(0);
+        if ends.is_empty() {
+            return;
+        }
+        {
+            let users = self.users_read();
+            for c in users.by_key.values().filter(|c| c.id != from.id) {
+                // delivered[n - 1] first counts the recipients that took exactly n events.
+                if let Some(n) = c.mailbox.push_run(run, ends).checked_sub(1) {
+                    delivered[n] += 1;
+                }
+            }
+        }
+        let mut took = 0;
+        for d in delivered.iter_mut().rev() {
+            took += *d;
+            *d = took;
+        }
     }
 
     /// Sends an administrator's notice to everyone logged in; returns how many queues took it.
@@ -420,16 +440,34 @@ mod tests {
     }
 
     #[test]
-    fn broadcast_skips_sender_and_full_queues() {
-        let r = Registry::new(1);
-        let guards: Vec<_> = (0..3).map(|_| r.connect(addr())).collect();
+    fn broadcast_skips_sender_and_gives_each_queue_the_prefix_that_fits() {
+        let r = Registry::new(3);
+        let guards: Vec<_> = (0..4).map(|_| r.connect(addr())).collect();
         for (i, g) in guards.iter().enumerate() {
             r.join(&g.conn, Name::new(&format!("u{i}")).unwrap())
                 .unwrap();
         }
-        // u0 holds "join u1"; u1 holds "join u2"; u2 is empty
-        assert_eq!(r.broadcast(&guards[0].conn, raw("\"all\""), 1), 1);
-        assert!(drain(&guards[2].conn).contains("\"to\":\"*\""));
+        // Each holds the joins of those after it: room 0, 1, 2 and 3 of 3.
+        let (mut run, mut ends) = (Vec::new(), Vec::new());
+        for body in ["\"a\"", "\"b\"", "\"c\""] {
+            encode::msg_event_into(&mut run, "u3", "*", raw(body), 1);
+            ends.push(run.len());
+        }
+        let mut delivered = [9; 3];
+        r.broadcast(&guards[3].conn, &Bytes::from(run), &ends, &mut delivered);
+        assert_eq!(delivered, [2, 1, 0]);
+        let bodies = |c: &Conn| {
+            let text = drain(c);
+            text.lines()
+                .filter(|l| l.contains("\"to\":\"*\""))
+                .map(|l| l[l.find("body").unwrap() + 7..][..1].to_string())
+                .collect::<Vec<_>>()
+        };
+        assert!(bodies(&guards[0].conn).is_empty());
+        assert_eq!(bodies(&guards[1].conn), ["a"]);
+        assert_eq!(bodies(&guards[2].conn), ["a", "b"]);
+        assert!(bodies(&guards[3].conn).is_empty(), "not to the sender");
+        assert_eq!(guards[2].conn.mailbox.depth(), 0);
     }
 
     #[test]

@@ -82,6 +82,7 @@ pub async fn run(
             dead: None,
             batch: Batch::default(),
             recipient: RecipientCache::default(),
+            run: None,
         },
     };
     session.serve().await;
@@ -113,6 +114,8 @@ struct Core {
     dead: Option<LeaveReason>,
     batch: Batch,
     recipient: RecipientCache,
+    /// Broadcasts of the current read chunk, not yet queued; `None` between reads.
+    run: Option<Box<requests::Run>>,
 }
 
 /// Counts gathered over one read batch and added to the shared counters once, so that
@@ -212,6 +215,7 @@ impl Session {
                     let max = self.decoder.max();
                     self.decoder
                         .feed(&buf[..n], |frame| core.on_frame(frame, max, now, ts));
+                    self.core.flush_broadcasts();
                     if self.core.closing.is_some() || self.core.out.len() >= OUT_HIGH_WATER {
                         break;
                     }

@@ -79,8 +79,19 @@ pub fn ok_login<'n>(
 
 /// The `ok` reply to `msg`.
 pub fn ok_delivered(buf: &mut Vec<u8>, id: Option<Raw<'_>>, delivered: usize) {
+    ok_delivered_start(buf, id);
+    ok_delivered_end(buf, delivered);
+}
+
+/// The `ok` reply to a `msg` up to its `delivered` count, for a server that learns the count
+/// later; [`ok_delivered_end`] finishes it.
+pub fn ok_delivered_start(buf: &mut Vec<u8>, id: Option<Raw<'_>>) {
     open(buf, "ok", id);
     buf.extend_from_slice(b",\"delivered\":");
+}
+
+/// The rest of a reply begun with [`ok_delivered_start`].
+pub fn ok_delivered_end(buf: &mut Vec<u8>, delivered: usize) {
     int(buf, delivered);
     close(buf);
 }
@@ -110,17 +121,22 @@ pub fn error(buf: &mut Vec<u8>, id: Option<Raw<'_>>, code: ErrorCode, message: &
 /// A delivered message. `body` is the JSON string literal as the sender wrote it.
 pub fn msg_event(from: &str, to: &str, body: Raw<'_>, ts_ms: u64) -> Bytes {
     let mut buf = Vec::with_capacity(48 + from.len() + to.len() + body.get().len());
-    open(&mut buf, "msg", None);
+    msg_event_into(&mut buf, from, to, body, ts_ms);
+    Bytes::from(buf)
+}
+
+/// [`msg_event`], appended to `buf`.
+pub fn msg_event_into(buf: &mut Vec<u8>, from: &str, to: &str, body: Raw<'_>, ts_ms: u64) {
+    open(buf, "msg", None);
     buf.extend_from_slice(b",\"from\":");
-    json_str(&mut buf, from);
+    json_str(buf, from);
     buf.extend_from_slice(b",\"to\":");
-    json_str(&mut buf, to);
+    json_str(buf, to);
     buf.extend_from_slice(b",\"body\":");
     buf.extend_from_slice(body.get().as_bytes());
     buf.extend_from_slice(b",\"ts\":");
-    int(&mut buf, ts_ms);
-    close(&mut buf);
-    Bytes::from(buf)
+    int(buf, ts_ms);
+    close(buf);
 }
 
 /// `{"type":"join","user":..}`.

@@ -443,3 +443,54 @@ async fn pipelined_requests_are_answered_in_order_with_their_ids() {
     assert_eq!(replies, expected);
     assert_eq!(msgs, (0..500).collect::<Vec<_>>());
 }
+
+#[tokio::test]
+async fn pipelined_broadcasts_mixed_with_other_requests_keep_reply_and_delivery_order() {
+    // Broadcasts of one read are queued together; every other reply must still come out in
+    // request order, and the listener must see broadcasts and private messages as sent.
+    let d = Chatd::start(&["--rate", "0"]);
+    let mut ear = Client::login(d.addr(), "ear").await;
+    let mut caster = Client::login(d.addr(), "caster").await;
+    assert_eq!(ear.recv().await["type"], "join");
+    let (mut batch, mut expected, mut heard) = (String::new(), Vec::new(), Vec::new());
+    for i in 0..400 {
+        match i % 5 {
+            0 | 1 | 4 => {
+                batch.push_str(&format!(
+                    "{{\"type\":\"msg\",\"to\":\"*\",\"body\":\"{i}\",\"id\":\"b{i}\"}}\n"
+                ));
+                expected.push(json!({"type": "ok", "id": format!("b{i}"), "delivered": 1}));
+                heard.push(i);
+            }
+            3 => {
+                batch.push_str(&format!(
+                    "{{\"type\":\"msg\",\"to\":\"ear\",\"body\":\"{i}\",\"id\":\"p{i}\"}}\n"
+                ));
+                expected.push(json!({"type": "ok", "id": format!("p{i}"), "delivered": 1}));
+                heard.push(i);
+            }
+            _ => {
+                // an error right after broadcasts: it must not overtake their replies
+                batch.push_str(&format!("{{\"type\":\"msg\",\"id\":\"x{i}\"}}\n"));
+                expected
+                    .push(json!({"type": "error", "id": format!("x{i}"), "code": "bad_request"}));
+            }
+        }
+    }
+    assert!(batch.len() > 16 * 1024, "spans more than one read");
+    caster.send_raw(batch.as_bytes()).await;
+    let mut replies = Vec::new();
+    while replies.len() < expected.len() {
+        let mut v = caster.recv().await;
+        v.as_object_mut().unwrap().remove("message");
+        replies.push(v);
+    }
+    assert_eq!(replies, expected);
+    let mut got = Vec::new();
+    while got.len() < heard.len() {
+        let v = ear.recv().await;
+        assert_eq!(v["type"], "msg", "{v}");
+        got.push(v["body"].as_str().unwrap().parse::<u32>().unwrap());
+    }
+    assert_eq!(got, heard);
+}

@@ -6,6 +6,7 @@
 
 use super::Core;
 use crate::registry::{DeliverError, JoinError};
+use bytes::Bytes;
 use proto::codec::Frame;
 use proto::request::{self, Parsed, Raw, Request, Target};
 use proto::{ByeReason, ErrorCode, LeaveReason, Name, encode};
@@ -37,6 +38,7 @@ impl Core {
     }
 
     fn error(&mut self, id: Option<Raw<'_>>, code: ErrorCode, message: &str) {
+        self.flush_broadcasts();
         info!(peer = %self.guard.conn.peer, user = %self.user(), %code, "error reply");
         self.registry().stats().error(code);
         self.registry()
@@ -46,6 +48,15 @@ impl Core {
     }
 
     fn serve(&mut self, Parsed { id, request }: Parsed<'_>, now: Instant, ts: u64) {
+        if !matches!(
+            request,
+            Request::Msg {
+                to: Target::All,
+                ..
+            }
+        ) {
+            self.flush_broadcasts();
+        }
         match request {
             Request::Ping => encode::ok(&mut self.out, id),
             Request::Login { name, password } => self.login(id, &name, password.as_deref()),
@@ -146,7 +157,7 @@ impl Core {
 
     fn send(&mut self, id: Option<Raw<'_>>, me: &Name, to: Target<'_>, body: Raw<'_>, ts: u64) {
         let delivered = match to {
-            Target::All => self.registry().broadcast(self.conn(), body, ts),
+            Target::All => return self.gather_broadcast(id, me, body, ts),
             Target::User(to) => {
                 match self
                     .shared
@@ -174,6 +185,49 @@ impl Core {
         self.batch.delivered += delivered as u64;
         encode::ok_delivered(&mut self.out, id, delivered);
     }
+}
+
+impl Core {
+    fn gather_broadcast(&mut self, id: Option<Raw<'_>>, me: &Name, body: Raw<'_>, ts: u64) {
+        let run = self.run.get_or_insert_default();
+        encode::msg_event_into(&mut run.events, me.as_str(), "*", body, ts);
+        run.ends.push(run.events.len());
+        encode::ok_delivered_start(&mut run.oks, id);
+        run.ok_ends.push(run.oks.len());
+    }
+
+    /// Queues the gathered broadcasts for everyone at once and writes their `ok` replies.
+    /// Called before any other reply is written, so replies stay in request order, and at the
+    /// end of every read chunk, so no broadcast waits for more input.
+    pub(super) fn flush_broadcasts(&mut self) {
+        let Some(run) = self.run.take() else { return };
+        let events = Bytes::from(run.events);
+        let mut delivered = vec![0; run.ends.len()];
+        self.registry()
+            .broadcast(self.conn(), &events, &run.ends, &mut delivered);
+        let mut start = 0;
+        for (&end, &n) in run.ok_ends.iter().zip(&delivered) {
+            self.out.extend_from_slice(&run.oks[start..end]);
+            encode::ok_delivered_end(&mut self.out, n);
+            start = end;
+        }
+        self.batch.messages += delivered.len() as u64;
+        self.batch.delivered += delivered.iter().sum::<usize>() as u64;
+    }
+}
+
+/// Broadcasts accepted from one read chunk and not yet queued. Queued together, they cost
+/// each recipient one lock and one shared reference for the whole run (see
+/// [`crate::registry::Registry::broadcast`]).
+#[derive(Default)]
+pub(super) struct Run {
+    /// The `msg` events, back to back.
+    events: Vec<u8>,
+    /// Where each event ends in `events`.
+    ends: Vec<usize>,
+    /// The `ok` replies, each up to its `delivered` count, back to back.
+    oks: Vec<u8>,
+    ok_ends: Vec<usize>,
 }
 
 /// Compares secrets in time independent of where they differ.
