@@ -96,6 +96,7 @@ fn start(args: &Args, config: Config, detach: &mut Option<Detach>) -> u8 {
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        .on_thread_park(chatd::alloc::worker_parking)
         .build()
     {
         Ok(rt) => rt,
