@@ -200,7 +200,12 @@ impl Core {
     /// Called before any other reply is written, so replies stay in request order, and at the
     /// end of every read chunk, so no broadcast waits for more input.
     pub(super) fn flush_broadcasts(&mut self) {
-        let Some(run) = self.run.take() else { return };
+        let Some(mut run) = self.run.take() else {
+            return;
+        };
+        // Exact size: a recipient that stops reading holds these bytes for as long as its
+        // queue keeps any line of the run, and grown-by-doubling slack would double that.
+        run.events.shrink_to_fit();
         let events = Bytes::from(run.events);
         let mut delivered = vec![0; run.ends.len()];
         self.registry()
