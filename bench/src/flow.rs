@@ -93,6 +93,8 @@ pub struct FlowResult {
     pub bench_cpu: f64,
     pub rss_before: Option<u64>,
     pub rss_peak: Option<u64>,
+    /// The server's minor page faults and context switches during the run.
+    pub server_faults_switches: Option<(u64, u64)>,
     /// Worst lateness of a paced write behind its due time, and writes that found the
     /// socket full.
     pub max_lag_ns: u64,
@@ -182,6 +184,7 @@ pub async fn run(target: &Target, spec: FlowSpec) -> Result<FlowResult> {
     }
 
     let (cpu0, bench0, rss0) = (target.cpu_secs(), bench_cpu(), target.rss_kib());
+    let fs0 = target.faults_and_switches();
     let sampler = target
         .pid
         .map(|pid| tokio::spawn(sample_rss(pid, stop_rx.clone())));
@@ -197,10 +200,13 @@ pub async fn run(target: &Target, spec: FlowSpec) -> Result<FlowResult> {
     };
 
     let mut out = FlowResult::default();
+    // Every client's connection, closed only after the server's figures are read.
+    let mut held = Vec::new();
     let mut first_send = u64::MAX;
     let mut last_reply = 0;
     while let Some(r) = senders.join_next().await {
-        let s = r.context("sender task")??;
+        let mut s = r.context("sender task")??;
+        held.extend(s.held.take());
         out.sent_acked += s.acked;
         out.delivered += s.delivered;
         for (code, n) in s.errors {
@@ -234,7 +240,8 @@ pub async fn run(target: &Target, spec: FlowSpec) -> Result<FlowResult> {
             receivers.join_next().await
         };
         let Some(r) = next else { break };
-        let s = r.context("receiver task")??;
+        let mut s = r.context("receiver task")??;
+        held.extend(s.held.take());
         out.hist.merge(&s.hist);
         out.order.add(&s.order);
         out.foreign += s.foreign;
@@ -253,6 +260,10 @@ pub async fn run(target: &Target, spec: FlowSpec) -> Result<FlowResult> {
     let end = last_recv.max(last_reply);
     out.elapsed = end.saturating_sub(begin).max(1) as f64 / 1e9;
     out.server_cpu = cpu0.zip(target.cpu_secs()).map(|(a, b)| b - a);
+    out.server_faults_switches = fs0
+        .zip(target.faults_and_switches())
+        .map(|((f0, s0), (f1, s1))| (f1.saturating_sub(f0), s1.saturating_sub(s0)));
+    drop(held);
     out.bench_cpu = bench_cpu() - bench0;
     out.rss_before = rss0;
     if let Some(h) = sampler {

@@ -112,6 +112,15 @@ pub fn flow(r: &mut Report, f: &FlowResult, unit: &str) {
     }
     r.set("byes", f.byes);
     r.set_f("server_cpu_s", f.server_cpu);
+    let (faults, switches) = f.server_faults_switches.unzip();
+    r.set(
+        "server_minflt",
+        faults.map_or("na".into(), |v| v.to_string()),
+    );
+    r.set(
+        "server_ctxsw",
+        switches.map_or("na".into(), |v| v.to_string()),
+    );
     r.set_f("cpu_us_per_unit", cpu_per);
     r.set_f("bench_cpu_s", Some(f.bench_cpu));
     r.set_f(

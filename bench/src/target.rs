@@ -113,6 +113,11 @@ impl Target {
         self.pid.and_then(cpu_secs)
     }
 
+    /// The server's minor page faults and context switches so far, when its pid is known.
+    pub fn faults_and_switches(&self) -> Option<(u64, u64)> {
+        self.pid.and_then(faults_and_switches)
+    }
+
     /// Resident memory of the server in KiB, when its pid is known.
     pub fn rss_kib(&self) -> Option<u64> {
         self.pid.and_then(rss_kib)
@@ -143,6 +148,27 @@ pub fn cpu_secs(pid: u32) -> Option<f64> {
         Some(ns as f64 / 1e9).filter(|&s| s > 0.0)
     };
     from_schedstat().or_else(|| stat_cpu_secs(pid))
+}
+
+/// Minor page faults (field 10 of `/proc/PID/stat`) and context switches, voluntary and not,
+/// summed over the threads of process `pid`: what a run cost the server besides CPU time.
+pub fn faults_and_switches(pid: u32) -> Option<(u64, u64)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let after = &stat[stat.rfind(')')? + 2..];
+    let minflt: u64 = after.split(' ').nth(7)?.parse().ok()?;
+    let mut switches = 0;
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).ok()? {
+        let status = std::fs::read_to_string(task.ok()?.path().join("status")).ok()?;
+        for line in status.lines() {
+            if let Some(n) = line
+                .strip_prefix("voluntary_ctxt_switches:")
+                .or_else(|| line.strip_prefix("nonvoluntary_ctxt_switches:"))
+            {
+                switches += n.trim().parse::<u64>().ok()?;
+            }
+        }
+    }
+    Some((minflt, switches))
 }
 
 /// User plus system CPU seconds of process `pid` (fields 14 and 15 of `/proc/PID/stat`).
@@ -216,6 +242,11 @@ mod tests {
         let me = std::process::id();
         assert!(cpu_secs(me).is_some());
         assert!(stat_cpu_secs(me).is_some());
+        let (faults, switches) = faults_and_switches(me).unwrap();
+        assert!(
+            faults > 0 && switches > 0,
+            "{faults} faults, {switches} switches"
+        );
         assert!(rss_kib(me).unwrap() > 0);
     }
 }

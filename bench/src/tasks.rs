@@ -22,6 +22,8 @@ pub struct SendStats {
     pub errors: BTreeMap<String, u64>,
     pub first_send: u64,
     pub last_reply: u64,
+    /// The connection, kept open until the run's figures are taken (see `RecvStats::held`).
+    pub held: Option<Conn>,
 }
 
 #[derive(Default)]
@@ -32,6 +34,10 @@ pub struct RecvStats {
     pub foreign: u64,
     pub byes: u64,
     pub last_recv: u64,
+    /// The connection, still open: closing it as soon as this receiver is complete would make
+    /// the server start its `leave` events (one to every user still logged in: O(R^2) for the
+    /// run) while the others are still being measured.
+    pub held: Option<Conn>,
 }
 
 /// Everything measured in one flow run.
@@ -101,6 +107,7 @@ pub async fn receiver(
     for (_, c) in &checks {
         st.order.add(&c.summary());
     }
+    st.held = Some(conn);
     Ok(st)
 }
 
@@ -206,5 +213,6 @@ pub async fn sender(
             _ = tokio::time::sleep_until(deadline.into()) => break,
         }
     }
+    st.held = Some(conn);
     Ok(st)
 }
