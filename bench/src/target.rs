@@ -10,6 +10,7 @@
 use anyhow::{Context, Result, bail};
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
+use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
@@ -62,6 +63,19 @@ impl Target {
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .env("NO_COLOR", "1");
+        // A chatbench that is killed, and so never runs its drop, must not leave the server
+        // behind: it gets SIGTERM (and removes its socket) when chatbench dies. The signal is
+        // tied to the spawning thread, which is the main thread or a runtime worker, and
+        // those live as long as chatbench.
+        // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
+        unsafe {
+            cmd.pre_exec(|| {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) == -1 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
         let mut child = cmd
             .spawn()
             .with_context(|| format!("start {name}: {cmd:?}"))?;
