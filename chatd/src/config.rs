@@ -38,7 +38,7 @@ pub const DEFAULT_LOG_MAX_FILES: usize = 7;
 
 const EXIT_CODES: &str = "\
 Exit status:
-  0  stopped cleanly (SIGTERM, SIGINT)
+  0  stopped (SIGTERM, SIGINT; a second one skips the drain)
   1  failed while running
   2  bad command line or configuration
   3  cannot listen: a TCP address in use, not permitted or not available, or the admin

@@ -59,16 +59,24 @@ pub async fn run(
     config: impl Into<Live>,
     shutdown: impl Future<Output = ()>,
 ) {
-    run_with_admin(listeners, None, config, shutdown).await
+    // Yields the "stop now" future on purpose; `run` has no second signal, so it never comes.
+    #[allow(clippy::async_yields_async)]
+    let stop = async {
+        shutdown.await;
+        std::future::pending::<()>()
+    };
+    run_with_admin(listeners, None, config, stop).await
 }
 
 /// [`run`], also serving the admin channel on `admin` (whose socket file is removed when
-/// this returns).
-pub async fn run_with_admin(
+/// this returns). The future `shutdown` yields is the administrator losing patience (a
+/// second SIGTERM): when it completes during the drain, this returns at once and the
+/// sessions still draining are dropped.
+pub async fn run_with_admin<H: Future<Output = ()>>(
     listeners: Vec<TcpListener>,
     admin: Option<admin::AdminListener>,
     config: impl Into<Live>,
-    shutdown: impl Future<Output = ()>,
+    shutdown: impl Future<Output = H>,
 ) {
     let live: Live = config.into();
     let config = live.get();
@@ -103,18 +111,28 @@ pub async fn run_with_admin(
             stop.clone(),
         ));
     }
-    shutdown.await;
+    let hurry = shutdown.await;
     info!(connections = registry.connections(), "shutting down");
     stop.cancel();
     registry.shutdown();
     tracker.close();
     // Each session bounds its own drain; this only guards against a bug hanging the exit.
     let grace = live.load().drain_timeout + std::time::Duration::from_secs(2);
-    if tokio::time::timeout(grace, tracker.wait()).await.is_err() {
-        warn!(
-            left = registry.connections(),
-            "sessions still open after the drain timeout"
-        );
+    tokio::select! {
+        drained = tokio::time::timeout(grace, tracker.wait()) => {
+            if drained.is_err() {
+                warn!(
+                    left = registry.connections(),
+                    "sessions still open after the drain timeout"
+                );
+            }
+        }
+        () = hurry => {
+            warn!(
+                left = registry.connections(),
+                "stopping without waiting for the drain; what was still queued is dropped"
+            );
+        }
     }
     info!("stopped");
 }

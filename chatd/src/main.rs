@@ -147,7 +147,7 @@ async fn serve(args: &Args, config: Config, logging: &Logging, detach: &mut Opti
             Err(e) => info!("listening (address unknown: {e})"),
         }
     }
-    let signals = match service::Signals::watch() {
+    let mut signals = match service::Signals::watch() {
         Ok(s) => s,
         Err(e) => {
             eprintln!("chatd: cannot watch signals: {e}");
@@ -160,7 +160,12 @@ async fn serve(args: &Args, config: Config, logging: &Logging, detach: &mut Opti
         d.ready();
     }
     let live = Live::new(config);
-    let stop = service::until_stopped(signals, args, &live, logging);
+    // Yields, on purpose, the future of a second stop signal (see `run_with_admin`).
+    #[allow(clippy::async_yields_async)]
+    let stop = async {
+        service::until_stopped(&mut signals, args, &live, logging).await;
+        service::stopped_again(&mut signals)
+    };
     chatd::run_with_admin(listeners, Some(admin), live.clone(), stop).await;
     0
 }

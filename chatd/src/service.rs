@@ -69,7 +69,7 @@ pub fn notify_ready(status: &str) {
 
 /// Serves reloads on SIGHUP and completes on SIGTERM or SIGINT: the shutdown future given to
 /// [`crate::run`].
-pub async fn until_stopped(mut signals: Signals, args: &Args, live: &Live, logging: &Logging) {
+pub async fn until_stopped(signals: &mut Signals, args: &Args, live: &Live, logging: &Logging) {
     loop {
         let name = match signals.rx.recv().await {
             Some(SIGHUP) => {
@@ -83,6 +83,22 @@ pub async fn until_stopped(mut signals: Signals, args: &Args, live: &Live, loggi
         };
         info!("{name} received: stopping");
         notify(&[NotifyState::Stopping, NotifyState::Status("stopping")]);
+        return;
+    }
+}
+
+/// Completes on a second SIGTERM or SIGINT, for an administrator who will not wait for the
+/// drain (Ctrl-C pressed twice). SIGHUP is ignored from now on: the config no longer matters.
+pub async fn stopped_again(signals: &mut Signals) {
+    loop {
+        let name = match signals.rx.recv().await {
+            Some(SIGTERM) => "SIGTERM",
+            Some(SIGINT) => "SIGINT",
+            Some(_) => continue,
+            // No more signals can arrive: only the drain can end the stop.
+            None => return std::future::pending().await,
+        };
+        info!("{name} received again: not waiting for the drain");
         return;
     }
 }

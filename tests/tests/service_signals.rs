@@ -71,13 +71,12 @@ async fn sigint_stops_the_same_way() {
     stop_with_queued_messages("INT").await;
 }
 
-#[tokio::test]
-async fn a_client_that_never_reads_cannot_hold_the_stop_past_the_drain_timeout() {
-    let mut d = Chatd::start(&["--drain-timeout", "300ms", "--queue-len", "100000"]);
+/// Alice and Bob, with more queued for Bob than his socket buffers hold; he never reads, so
+/// a stop cannot finish draining him. Both clients are returned to keep them connected.
+async fn bob_never_reads(d: &Chatd) -> (Client, Client) {
     let mut alice = Client::login(d.addr(), "alice").await;
-    let _bob = Client::login(d.addr(), "bob").await;
+    let bob = Client::login(d.addr(), "bob").await;
     assert_eq!(alice.recv().await["type"], "join");
-    // Enough to fill Bob's socket buffers, which he never reads.
     let body = "x".repeat(8000);
     for i in 0..400 {
         alice
@@ -85,8 +84,22 @@ async fn a_client_that_never_reads_cannot_hold_the_stop_past_the_drain_timeout()
                 r#"{{"type":"msg","to":"bob","body":"{body}","id":{i}}}"#
             ))
             .await;
-        alice.recv().await;
+        assert_eq!(alice.recv().await["type"], "ok");
     }
+    (alice, bob)
+}
+
+#[tokio::test]
+async fn a_client_that_never_reads_cannot_hold_the_stop_past_the_drain_timeout() {
+    let mut d = Chatd::start(&[
+        "--drain-timeout",
+        "300ms",
+        "--queue-len",
+        "100000",
+        "--rate",
+        "0",
+    ]);
+    let _clients = bob_never_reads(&d).await;
     let began = Instant::now();
     d.signal("TERM");
     assert_eq!(d.wait_exit().code(), Some(0));
@@ -94,6 +107,33 @@ async fn a_client_that_never_reads_cannot_hold_the_stop_past_the_drain_timeout()
         began.elapsed() < Duration::from_secs(3),
         "took {:?}",
         began.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn a_second_sigterm_stops_at_once_without_waiting_for_the_drain() {
+    // A drain that would take a minute; the harness's deadline for the exit is 10 s.
+    let mut d = Chatd::start(&[
+        "--drain-timeout",
+        "60s",
+        "--queue-len",
+        "100000",
+        "--rate",
+        "0",
+    ]);
+    let _clients = bob_never_reads(&d).await;
+    d.signal("TERM");
+    d.wait_log("SIGTERM received: stopping");
+    d.signal("INT");
+    assert_eq!(d.wait_exit().code(), Some(0));
+    d.wait_logged("SIGINT received again: not waiting for the drain");
+    let line = d.wait_logged("stopping without waiting for the drain");
+    // Bob at least (Alice may have finished her own close by then).
+    let left: u32 = line.split("left=").nth(1).unwrap()[..1].parse().unwrap();
+    assert!(left >= 1, "{line}");
+    assert!(
+        !d.admin_socket().exists(),
+        "the admin socket is removed even so"
     );
 }
 
