@@ -125,6 +125,10 @@ pub fn status(s: &Status, path: &str) -> String {
 pub fn event(e: &Event) -> String {
     let ts = utc(e.ts);
     let rest = match &e.kind {
+        EventKind::Connect { peer } => format!("connect peer={peer}"),
+        EventKind::Disconnect { peer, reason } => {
+            format!("disconnect peer={peer} reason={reason} (never logged in)")
+        }
         EventKind::Login { user, peer } => format!("login   user={user} peer={peer}"),
         EventKind::Logout { user, peer, reason } => {
             format!("logout  user={user} peer={peer} reason={reason}")

@@ -64,6 +64,7 @@ pub async fn run(
 ) {
     let guard = shared.registry.connect(peer);
     info!(%peer, "connected");
+    shared.registry.events().connect(peer);
     let now = Instant::now();
     let mut session = Session {
         stream,
@@ -274,7 +275,11 @@ impl Session {
         drop(slot);
         match &self.core.name {
             Some(user) => info!(peer = %self.core.guard.conn.peer, %user, %reason, "disconnected"),
-            None => info!(peer = %self.core.guard.conn.peer, %reason, "disconnected before login"),
+            None => {
+                let peer = self.core.guard.conn.peer;
+                info!(%peer, %reason, "disconnected before login");
+                self.core.shared.registry.events().disconnect(peer, reason);
+            }
         }
     }
 

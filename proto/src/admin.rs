@@ -169,6 +169,11 @@ pub struct Event {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum EventKind {
+    /// A client connected (every accepted connection, before any login).
+    Connect { peer: String },
+    /// A client that never logged in went away: `disconnect` (it closed, or its socket
+    /// failed) or `timeout` (no login within the login timeout, or a dead peer).
+    Disconnect { peer: String, reason: LeaveReason },
     /// A session logged in.
     Login { user: String, peer: String },
     /// A logged-in session left; `reason` is the one everyone else was told in `leave`

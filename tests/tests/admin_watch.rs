@@ -1,6 +1,6 @@
-//! `chatctl watch`: logins, kicks, logouts with their reason, and error replies by code
-//! (rate limiting included) appear as they happen, as text and as JSON lines; the stream
-//! ends with exit 3 when chatd stops.
+//! `chatctl watch`: connections, logins, kicks, logouts with their reason, clients that
+//! leave before logging in, and error replies by code (rate limiting included) appear as they
+//! happen, as text and as JSON lines; the stream ends with exit 3 when chatd stops.
 
 use e2e::{Chatd, Client};
 use serde_json::{Value, json};
@@ -31,10 +31,12 @@ async fn watch_shows_logins_errors_kicks_and_logouts_as_lines() {
     let line = w.next_line();
     let peer = line.rsplit("peer=").next().unwrap().to_owned();
     assert!(peer.starts_with("127.0.0.1:"), "{line}");
-    assert_event(&line, &format!("login   user=alice peer={peer}"));
+    assert_event(&line, &format!("connect peer={peer}"));
+    assert_event(&w.next_line(), &format!("login   user=alice peer={peer}"));
     let line = w.next_line();
     let bob_peer = line.rsplit("peer=").next().unwrap().to_owned();
-    assert_event(&line, &format!("login   user=bob peer={bob_peer}"));
+    assert_event(&line, &format!("connect peer={bob_peer}"));
+    assert_event(&w.next_line(), &format!("login   user=bob peer={bob_peer}"));
     assert_event(
         &w.next_line(),
         &format!("error   code=bad_request user=alice peer={peer}"),
@@ -67,7 +69,7 @@ async fn watch_json_lines_parse_back_and_show_rate_limiting() {
     alice.expect_closed().await;
 
     let mut events = Vec::new();
-    for _ in 0..3 {
+    for _ in 0..4 {
         let line = w.next_line();
         assert!(!line.contains("secret"), "a message body leaked: {line}");
         let mut v: Value = serde_json::from_str(&line).unwrap();
@@ -85,6 +87,7 @@ async fn watch_json_lines_parse_back_and_show_rate_limiting() {
     assert_eq!(
         events,
         [
+            json!({"type":"event","event":"connect"}),
             json!({"type":"event","event":"login","user":"alice"}),
             json!({"type":"event","event":"error","code":"rate_limited","user":"alice"}),
             json!({"type":"event","event":"logout","user":"alice","reason":"logout"}),
@@ -93,10 +96,36 @@ async fn watch_json_lines_parse_back_and_show_rate_limiting() {
 }
 
 #[tokio::test]
+async fn clients_that_never_log_in_show_as_connect_then_disconnect_with_the_reason() {
+    let d = Chatd::start(&["--login-timeout", "1s"]);
+    let w = d.watch(&[]);
+    // One closes at once; the other says nothing until the login timeout.
+    let mut quitter = Client::connect(d.addr()).await;
+    let line = w.next_line();
+    let quitter_peer = line.rsplit("peer=").next().unwrap().to_owned();
+    assert_event(&line, &format!("connect peer={quitter_peer}"));
+    quitter.shutdown_write().await;
+    assert_event(
+        &w.next_line(),
+        &format!("disconnect peer={quitter_peer} reason=disconnect (never logged in)"),
+    );
+    let mut mute = Client::connect(d.addr()).await;
+    let line = w.next_line();
+    let mute_peer = line.rsplit("peer=").next().unwrap().to_owned();
+    assert_event(&line, &format!("connect peer={mute_peer}"));
+    mute.expect_closed().await;
+    assert_event(
+        &w.next_line(),
+        &format!("disconnect peer={mute_peer} reason=timeout (never logged in)"),
+    );
+}
+
+#[tokio::test]
 async fn watch_ends_with_exit_3_when_chatd_stops() {
     let mut d = Chatd::start(&[]);
     let w = d.watch(&[]);
     let _alice = Client::login(d.addr(), "alice").await;
+    assert!(w.next_line().contains("connect peer="));
     assert!(w.next_line().contains("login   user=alice"));
     d.signal("TERM");
     let (code, err) = w.wait_exit();

@@ -67,6 +67,27 @@ impl Events {
         });
     }
 
+    /// A client connected from `peer`.
+    #[inline]
+    pub fn connect(&self, peer: SocketAddr) {
+        if self.active() {
+            self.publish(EventKind::Connect {
+                peer: peer.to_string(),
+            });
+        }
+    }
+
+    /// The client at `peer` went away without ever logging in.
+    #[inline]
+    pub fn disconnect(&self, peer: SocketAddr, reason: LeaveReason) {
+        if self.active() {
+            self.publish(EventKind::Disconnect {
+                peer: peer.to_string(),
+                reason,
+            });
+        }
+    }
+
     /// `conn` logged in as `name`.
     #[inline]
     pub fn login(&self, conn: &Conn, name: &Name) {
