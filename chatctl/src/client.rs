@@ -108,10 +108,19 @@ impl Conn {
     /// The next line from the daemon (for `watch`, after [`Conn::request`]); `None` when the
     /// daemon closed the connection.
     pub fn next_line(&mut self) -> Result<Option<Response>, CtlError> {
+        match self.next_raw()? {
+            Some(line) => parse(&self.path, &line).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// [`Conn::next_line`] before parsing, for a caller that can make sense of lines this
+    /// version does not know.
+    pub fn next_raw(&mut self) -> Result<Option<String>, CtlError> {
         let mut line = String::new();
         match self.reader.read_line(&mut line) {
             Ok(0) => Ok(None),
-            Ok(_) => parse(&self.path, &line).map(Some),
+            Ok(_) => Ok(Some(line)),
             Err(e) => Err(unreachable(&self.path, &e)),
         }
     }
@@ -140,7 +149,7 @@ impl Conn {
     }
 }
 
-fn parse(path: &Path, line: &str) -> Result<Response, CtlError> {
+pub fn parse(path: &Path, line: &str) -> Result<Response, CtlError> {
     serde_json::from_str(line).map_err(|e| CtlError::Unreachable {
         path: path.to_owned(),
         why: format!(

@@ -99,12 +99,14 @@ fn watch(conn: &mut Conn, json: bool) -> anyhow::Result<()> {
         return Err(unexpected(conn));
     };
     conn.wait_forever()?;
-    while let Some(r) = conn.next_line()? {
-        let text = match &r {
-            _ if json => format!("{}\n", serde_json::to_string(&r)?),
-            Response::Event(e) => output::event(e),
-            Response::Lagged { missed } => output::lagged(*missed),
-            _ => continue,
+    while let Some(line) = conn.next_raw()? {
+        let text = match client::parse(conn.path(), &line) {
+            Ok(r) if json => format!("{}\n", serde_json::to_string(&r)?),
+            Ok(Response::Event(e)) => output::event(&e),
+            Ok(Response::Lagged { missed }) => output::lagged(missed),
+            Ok(_) => continue,
+            // A newer chatd's event kind: shown as it came rather than ending the watch.
+            Err(e) => output::unknown_event(&line, json).ok_or(e)?,
         };
         print(&text)?;
     }

@@ -148,6 +148,39 @@ pub fn event(e: &Event) -> String {
     format!("{ts} {rest}\n")
 }
 
+/// An `event` line of a kind this chatctl does not know (from a newer chatd), shown like the
+/// others: `TIME KIND key=value...`, or the line itself with `--json`. `None` if `line` is
+/// not an event at all.
+pub fn unknown_event(line: &str, json: bool) -> Option<String> {
+    let v: serde_json::Value = serde_json::from_str(line).ok()?;
+    let obj = v.as_object()?;
+    if obj.get("type")?.as_str()? != "event" {
+        return None;
+    }
+    let kind = obj.get("event")?.as_str()?;
+    if json {
+        return Some(format!("{}\n", line.trim_end()));
+    }
+    let ts = obj
+        .get("ts")
+        .and_then(serde_json::Value::as_u64)
+        .unwrap_or(0);
+    let mut text = format!("{} {kind}", utc(ts));
+    for (key, value) in obj {
+        if matches!(key.as_str(), "type" | "ts" | "event") {
+            continue;
+        }
+        match value.as_str() {
+            Some(s) if !s.is_empty() && !s.contains([' ', '"', '=']) => {
+                text.push_str(&format!(" {key}={s}"));
+            }
+            _ => text.push_str(&format!(" {key}={value}")),
+        }
+    }
+    text.push('\n');
+    Some(text)
+}
+
 pub fn lagged(missed: u64) -> String {
     format!("-- missed {missed} events: this watcher fell behind --\n")
 }
@@ -222,6 +255,18 @@ mod tests {
             "USER   PEER             CONNECTED  IDLE  SENT  RECEIVED   QUEUE\n\
              alice  127.0.0.1:40000      1m02s    3s    12         7  0/1024\n"
         );
+    }
+
+    #[test]
+    fn an_event_kind_from_a_newer_chatd_is_shown_not_fatal() {
+        let line = r#"{"type":"event","ts":1795500690918,"event":"room_open","room":"ops","by":0,"topic":"on call"}"#;
+        assert_eq!(
+            unknown_event(line, false).unwrap(),
+            "2026-11-24T06:11:30.918Z room_open by=0 room=ops topic=\"on call\"\n"
+        );
+        assert_eq!(unknown_event(line, true).unwrap(), format!("{line}\n"));
+        assert_eq!(unknown_event(r#"{"type":"status"}"#, false), None);
+        assert_eq!(unknown_event("not json", false), None);
     }
 
     #[test]
