@@ -1,8 +1,10 @@
 //! Serving one request line: the protocol's answers, for a session's [`Core`].
 //!
 //! Everything here is synchronous and writes its reply into the session's output buffer; what
-//! goes to other users goes through the registry. Split from `session.rs`, which keeps the
-//! connection's life (its loop, reading, writing, closing).
+//! goes to other users goes through the registry. Broadcasts are the one exception to "answer
+//! at once": those of one read chunk are gathered into a [`Run`] and queued to everyone
+//! together, and any other reply first flushes the run so replies keep request order. Split
+//! from `session.rs`, which keeps the connection's life (its loop, reading, writing, closing).
 
 use super::Core;
 use crate::registry::{DeliverError, JoinError};
