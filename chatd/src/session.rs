@@ -1,7 +1,7 @@
 //! One task per connection: read requests, answer them, write what other sessions queued.
 //!
 //! The task owns its socket alone and waits in one `select!` on four things: the socket being
-//! readable, the socket being writable (only while output is pending), its [`Mailbox`]
+//! readable, the socket being writable (only while output is pending), its [`Mailbox`](crate::mailbox::Mailbox)
 //! (lines from other sessions, a close request), and one timer (login timeout, slow-consumer
 //! grace, or the drain deadline while closing). Reads go into a stack buffer inside a
 //! synchronous function, so an idle session keeps no read buffer; every reply produced by one
