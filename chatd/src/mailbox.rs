@@ -86,8 +86,7 @@ impl Mailbox {
 
     /// Queues `line` unless the queue is full or closed. Never waits.
     pub fn push(&self, line: Bytes) -> Push {
-        let mut line = Some(line);
-        self.enqueue(1, |_| line.take().unwrap_or_default()).1
+        self.enqueue(1, move |_| line).1
     }
 
     /// Queues the first lines of `run` that fit, where line `i` ends at `ends[i]`, and returns
@@ -161,6 +160,11 @@ impl Mailbox {
     /// Refuses every later push: the owner is closing and will drain what is queued.
     pub fn seal(&self) {
         self.lock().sealed = true;
+    }
+
+    /// The bound this queue was made with (a reload changes it only for new sessions).
+    pub fn capacity(&self) -> usize {
+        self.lock().cap
     }
 
     /// Lines waiting (the queue depth shown to the administrator).

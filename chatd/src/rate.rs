@@ -24,6 +24,11 @@ impl TokenBucket {
     }
 
     /// Takes one token, or says how long until one is available.
+    /// Messages per second this bucket allows (0: no limit).
+    pub fn rate(&self) -> f64 {
+        self.rate
+    }
+
     pub fn take(&mut self, now: Instant) -> Result<(), Duration> {
         if self.rate <= 0.0 {
             return Ok(());

@@ -305,15 +305,10 @@ impl Registry {
     /// Sends an administrator's notice to everyone logged in; returns how many queues took it.
     pub fn notice(&self, body: &str) -> usize {
         let line = encode::notice_event(body, crate::now_ms());
-        self.push_all(&line, None)
-    }
-
-    fn push_all(&self, line: &Bytes, except: Option<u64>) -> usize {
         let users = self.users_read();
         users
             .by_key
             .values()
-            .filter(|c| Some(c.id) != except)
             .filter(|c| c.mailbox.push(line.clone()) == Push::Queued)
             .count()
     }
@@ -350,10 +345,6 @@ impl Registry {
             c.mailbox.close(CloseRequest::Shutdown);
         }
     }
-
-    pub fn is_shutting_down(&self) -> bool {
-        self.inner.shutting_down.load(Ordering::SeqCst)
-    }
 }
 
 /// Owns a connection's place in the registry; dropping it logs the connection out (if the
@@ -367,6 +358,9 @@ pub struct ConnGuard {
 impl Drop for ConnGuard {
     fn drop(&mut self) {
         self.registry.leave(&self.conn, LeaveReason::Disconnect);
+        // Another session's recipient cache may keep this `Conn` alive until that session
+        // next sends a private message; what was queued here must not live as long.
+        self.conn.mailbox.clear();
         self.registry.conns().remove(&self.conn.id);
     }
 }
@@ -468,6 +462,24 @@ mod tests {
         assert_eq!(bodies(&guards[2].conn), ["a", "b"]);
         assert!(bodies(&guards[3].conn).is_empty(), "not to the sender");
         assert_eq!(guards[2].conn.mailbox.depth(), 0);
+    }
+
+    #[test]
+    fn a_dropped_connection_frees_its_queue_even_while_a_sender_still_caches_it() {
+        let r = Registry::new(8);
+        let a = r.connect(addr());
+        let b = r.connect(addr());
+        let alice = Name::new("alice").unwrap();
+        r.join(&a.conn, alice.clone()).unwrap();
+        r.join(&b.conn, Name::new("bob").unwrap()).unwrap();
+        let mut cache = RecipientCache::default();
+        r.deliver_cached(&mut cache, &alice, "bob", raw("\"hi\""), 1)
+            .unwrap();
+        let bob = b.conn.clone();
+        assert_eq!(bob.mailbox.depth(), 1);
+        drop(b);
+        assert_eq!(bob.mailbox.depth(), 0);
+        assert!(cache.0.is_some(), "the cache still holds bob's Conn");
     }
 
     #[test]

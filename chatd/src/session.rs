@@ -263,9 +263,13 @@ impl Session {
     /// logs why.
     async fn finish(&mut self, slot: OwnedSemaphorePermit) {
         let core = &self.core;
+        // Why it was closing (what the others were told) wins over a later socket failure or
+        // drain timeout.
         let reason = core
-            .dead
-            .or(core.closing.as_ref().map(|c| c.reason))
+            .closing
+            .as_ref()
+            .map(|c| c.reason)
+            .or(core.dead)
             .unwrap_or(LeaveReason::Disconnect);
         if let Some(reason) = core.dead {
             core.shared.registry.leave(&core.guard.conn, reason);
@@ -333,12 +337,8 @@ impl Core {
         if self.dead.is_some() {
             return;
         }
-        let limit = if self.out.len() < OUT_HIGH_WATER {
-            OUT_HIGH_WATER
-        } else {
-            0
-        };
-        let taken: Taken = self.guard.conn.mailbox.take(&mut self.out, limit);
+        // Takes nothing once the output buffer is at its high-water mark.
+        let taken: Taken = self.guard.conn.mailbox.take(&mut self.out, OUT_HIGH_WATER);
         if taken.lines > 0 {
             self.guard
                 .conn

@@ -47,11 +47,6 @@ impl LineDecoder {
         self.max
     }
 
-    /// Changes the limit; applies from the next byte fed.
-    pub fn set_max(&mut self, max: usize) {
-        self.max = max;
-    }
-
     /// Bytes held for an unfinished line (at most `max + 1`).
     pub fn buffered(&self) -> usize {
         self.partial.len()

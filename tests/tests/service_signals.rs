@@ -170,6 +170,41 @@ async fn sighup_applies_new_limits_and_keeps_every_connection() {
 }
 
 #[tokio::test]
+async fn after_a_reload_older_sessions_report_the_queue_and_rate_they_still_have() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write(dir.path(), "queue_len = 100\nrate = 1.0\nrate_burst = 1\n");
+    let d = Chatd::start(&["--config", &cfg]);
+    let mut alice = Client::login(d.addr(), "alice").await;
+    write(dir.path(), "queue_len = 50\nrate = 7.0\nrate_burst = 1\n");
+    d.signal("HUP");
+    d.wait_log("configuration reloaded");
+    let _bob = Client::login(d.addr(), "bob").await;
+    let run = d.chatctl(&["users", "--json"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let users: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(users[0]["user"], "alice");
+    assert_eq!(users[0]["queue_max"], 100);
+    assert_eq!(users[1]["queue_max"], 50);
+    for id in 1..=2 {
+        alice
+            .send(&format!(
+                r#"{{"type":"msg","to":"bob","body":"x","id":{id}}}"#
+            ))
+            .await;
+    }
+    let mut second = alice.recv().await;
+    while second["id"] != 2 {
+        second = alice.recv().await;
+    }
+    assert_eq!(second["code"], "rate_limited");
+    let message = second["message"].as_str().unwrap();
+    assert!(
+        message.starts_with("over the limit of 1 messages per second"),
+        "{message}"
+    );
+}
+
+#[tokio::test]
 async fn sighup_with_a_broken_file_keeps_the_running_config() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = write(dir.path(), "max_clients = 1\n");

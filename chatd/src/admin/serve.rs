@@ -195,7 +195,6 @@ fn answer(ctx: &Ctx, peer: &Peer, req: Request) -> Response {
 }
 
 fn sessions(r: &Registry) -> Vec<Session> {
-    let queue_max = r.queue_len() as u64;
     r.sessions()
         .iter()
         .filter_map(|c| {
@@ -214,7 +213,7 @@ fn sessions(r: &Registry) -> Vec<Session> {
                 sent: c.sent.load(Ordering::Relaxed),
                 received: c.received.load(Ordering::Relaxed),
                 queue: c.mailbox.depth() as u64,
-                queue_max,
+                queue_max: c.mailbox.capacity() as u64,
             })
         })
         .collect()

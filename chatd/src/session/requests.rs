@@ -73,7 +73,8 @@ impl Core {
                 if let Err(wait) = self.rate.take(now) {
                     let msg = format!(
                         "over the limit of {} messages per second; nothing was delivered, retry in {} ms",
-                        self.shared.config.load().rate,
+                        // This connection's limit: a reload applies only to new ones.
+                        self.rate.rate(),
                         wait.as_millis().max(1)
                     );
                     return self.error(id, ErrorCode::RateLimited, &msg);
