@@ -18,7 +18,7 @@ Examples:
   chatctl users --json | jq -r '.[].user'
   chatctl kick bob --reason 'flooding the room'
   chatctl notice 'restarting at 12:00 UTC'
-  chatctl watch                         follow logins, kicks and errors (Ctrl-C to stop)
+  chatctl watch                         follow connections, logins and errors (Ctrl-C stops)
   chatctl stats --json
   chatctl status && echo up             a health check
   chatctl --socket /tmp/chatd/admin.sock users
@@ -46,7 +46,7 @@ pub struct Cli {
         long,
         visible_alias = "admin-socket",
         value_name = "PATH",
-        env = "CHATD_ADMIN_SOCKET",
+        env = proto::admin::SOCKET_ENV,
         global = true
     )]
     pub socket: Option<PathBuf>,
@@ -99,9 +99,10 @@ Examples:
   chatctl watch
   chatctl watch --json | jq -c 'select(.event == \"logout\")'
 
-Events: login, logout (with reason: logout, disconnect, kicked, timeout, slow_consumer),
-kick, notice, and error (every error reply by code: rate_limited, server_full, ...).
-Message bodies are never shown.")]
+Events: connect; disconnect for a client that never logged in (reason: disconnect, timeout);
+login, logout (with reason: logout, disconnect, kicked, timeout, slow_consumer), kick,
+notice, and error (every error reply by code: rate_limited, server_full, ...). Message
+bodies are never shown.")]
     Watch(Json),
 
     /// Server counters: uptime, version, connections, users, messages, bytes, errors

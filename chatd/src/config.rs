@@ -39,7 +39,8 @@ pub const DEFAULT_LOG_MAX_FILES: usize = 7;
 const EXIT_CODES: &str = "\
 Exit status:
   0  stopped (SIGTERM, SIGINT; a second one skips the drain)
-  1  failed while running
+  1  could not start: the pid file, the fork (--daemon), the async runtime or the signal
+     handler failed
   2  bad command line or configuration
   3  cannot listen: a TCP address in use, not permitted or not available, or the admin
      socket unusable (another live chatd answers on it, or its path is not a socket)";
@@ -60,7 +61,7 @@ pub struct Args {
     /// Path of the admin channel's Unix socket (used by chatctl) [default:
     /// /run/chatd/admin.sock as root or when /run/chatd is writable, else
     /// $XDG_RUNTIME_DIR/chatd/admin.sock]
-    #[arg(long, value_name = "PATH", env = "CHATD_ADMIN_SOCKET")]
+    #[arg(long, value_name = "PATH", env = proto::admin::SOCKET_ENV)]
     pub admin_socket: Option<PathBuf>,
 
     /// Longest request line accepted, in bytes; longer lines get `too_large` [default: 65536]

@@ -123,6 +123,12 @@ async fn serve(args: &Args, config: Config, logging: &Logging, detach: &mut Opti
             }
         }
     }
+    let admin = match bind_admin(&config) {
+        Ok(a) => a,
+        Err(code) => return code,
+    };
+    // Only now: a chatd that found another one on its admin socket must not have replaced
+    // that one's pid file (and then removed it on the way out).
     let _pid_file = match &config.pid_file {
         Some(p) => match service::PidFileGuard::create(p) {
             Ok(g) => Some(g),
@@ -132,10 +138,6 @@ async fn serve(args: &Args, config: Config, logging: &Logging, detach: &mut Opti
             }
         },
         None => None,
-    };
-    let admin = match bind_admin(&config) {
-        Ok(a) => a,
-        Err(code) => return code,
     };
     let mut addrs = Vec::new();
     for l in &listeners {

@@ -123,17 +123,13 @@ pub fn reload(args: &Args, live: &Live, logging: &Logging) {
         }
         Ok(mut new) => {
             let old = live.get();
-            if new.listen != old.listen {
-                warn!(
-                    key = "listen",
-                    "listen addresses changed; restart chatd to apply"
-                );
-            }
-            if new.admin_socket != old.admin_socket {
-                warn!(
-                    key = "admin_socket",
-                    "admin_socket changed; restart chatd to apply"
-                );
+            for key in needs_restart(&render(&old), &render(&new)) {
+                let what = if key == "listen" {
+                    "listen addresses"
+                } else {
+                    key.as_str()
+                };
+                warn!(key = %key, "{what} changed; restart chatd to apply");
             }
             // What cannot change keeps its running value, so the live config stays true.
             new.listen = old.listen.clone();
@@ -163,8 +159,25 @@ pub fn reload(args: &Args, live: &Live, logging: &Logging) {
     notify(&[NotifyState::Ready, NotifyState::Status(status)]);
 }
 
-/// The `key = value` lines of two rendered configs that differ.
+/// The `key = value` lines of two rendered configs that differ, except the keys a reload
+/// cannot apply.
 fn diff(old: &str, new: &str) -> BTreeMap<String, (String, String)> {
+    changes(old, new)
+        .into_iter()
+        .filter(|(k, _)| !RESTART_ONLY.contains(&k.as_str()))
+        .collect()
+}
+
+/// The keys a reload cannot apply ([`RESTART_ONLY`]) whose value differs.
+fn needs_restart(old: &str, new: &str) -> Vec<String> {
+    changes(old, new)
+        .into_keys()
+        .filter(|k| RESTART_ONLY.contains(&k.as_str()))
+        .collect()
+}
+
+/// Every `key = value` line of two rendered configs that differs.
+fn changes(old: &str, new: &str) -> BTreeMap<String, (String, String)> {
     let pairs = |s: &str| -> BTreeMap<String, String> {
         s.lines()
             .filter_map(|l| {
@@ -180,7 +193,7 @@ fn diff(old: &str, new: &str) -> BTreeMap<String, (String, String)> {
     old.into_iter()
         .filter_map(|(k, from)| {
             let to = new.remove(&k)?;
-            (to != from && !RESTART_ONLY.contains(&k.as_str())).then_some((k, (from, to)))
+            (to != from).then_some((k, (from, to)))
         })
         .collect()
 }
@@ -219,5 +232,13 @@ mod tests {
         assert_eq!(d.len(), 2, "{d:?}");
         assert_eq!(d["max_clients"], ("5".into(), "6".into()));
         assert_eq!(d["log_dir"], ("(not set)".into(), "\"/x\"".into()));
+        assert_eq!(needs_restart(a, b), ["listen"]);
+    }
+
+    #[test]
+    fn every_key_that_needs_a_restart_is_named() {
+        let a = "daemon = false\n# pid_file is not set\nadmin_socket = \"/a\"\nrate = 1.0\n";
+        let b = "daemon = true\npid_file = \"/p\"\nadmin_socket = \"/b\"\nrate = 2.0\n";
+        assert_eq!(needs_restart(a, b), ["admin_socket", "daemon", "pid_file"]);
     }
 }

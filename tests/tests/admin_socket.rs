@@ -109,6 +109,27 @@ fn a_second_daemon_on_a_live_socket_refuses_to_start_and_leaves_it_alone() {
 }
 
 #[test]
+fn a_second_daemon_refused_at_the_admin_socket_leaves_the_first_ones_pid_file() {
+    let dir = socket_dir();
+    let path = dir.path().join("admin.sock");
+    let pid_file = dir.path().join("chatd.pid");
+    let pid_arg = ["--pid-file", pid_file.to_str().unwrap()];
+    let first = Chatd::start(&[&["--admin-socket", path.to_str().unwrap()][..], &pid_arg].concat());
+    let run: Run = Command::new(bin("chatd"))
+        .args(["--listen", "127.0.0.1:0", "--admin-socket"])
+        .arg(&path)
+        .args(pid_arg)
+        .output()
+        .expect("run chatd")
+        .into();
+    assert_eq!(run.code, 3, "{}", run.stderr);
+    assert_eq!(
+        std::fs::read_to_string(&pid_file).unwrap(),
+        format!("{}\n", first.pid())
+    );
+}
+
+#[test]
 fn a_path_that_is_not_a_socket_is_refused_and_kept() {
     let dir = socket_dir();
     let path = dir.path().join("admin.sock");
