@@ -247,7 +247,6 @@ pub async fn run(target: &Target, spec: FlowSpec) -> Result<FlowResult> {
         out.foreign += s.foreign;
         out.byes += s.byes;
         last_recv = last_recv.max(s.last_recv);
-        let _ = s.lines;
     }
     if let Some(s) = pending.take() {
         s.send_replace(true);

@@ -2,7 +2,8 @@
 //!
 //! It speaks only the wire protocol, so it measures any chatd. Each scenario runs against a
 //! relay that chatbench starts itself in a child process (the ceiling, [`relay`]) and then
-//! against the server under test, and prints both plus their ratios. See `docs/performance.md`.
+//! against the server under test, and prints both plus their ratios. The README's Performance section says how to run it and
+//! what it measured.
 
 mod cli;
 mod client;
@@ -169,7 +170,7 @@ async fn all(cli: &Cli) -> Result<bool> {
                     Scenario::Pairs => scenario::pairs(cli, &t).await,
                     Scenario::Fanout => scenario::fanout(cli, &t).await,
                     Scenario::Latency => scenario::latency(cli, &t).await,
-                    Scenario::Slow => scenario::slow(cli, &t).await,
+                    Scenario::Slow => scenario::slow(cli, &t, start(cli, w)?).await,
                     _ => idle::idle(cli, &t, conns.unwrap_or(0)).await,
                 }
                 .with_context(|| format!("{s:?} against {}", t.name))?;

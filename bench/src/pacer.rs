@@ -17,7 +17,6 @@ use std::time::{Duration, Instant};
 /// What the pacer saw.
 #[derive(Default)]
 pub struct PacerStats {
-    pub sent: u64,
     /// Worst lateness of a write behind its due time, ns.
     pub max_lag: u64,
     /// Writes that found the socket buffer full and had to retry.
@@ -67,7 +66,6 @@ pub fn spawn(
                     Err(_) => return st,
                 }
             }
-            st.sent += 1;
         }
         st
     })

@@ -100,9 +100,12 @@ pub async fn latency(cli: &Cli, t: &Target) -> Result<Report> {
     Ok(r)
 }
 
-pub async fn slow(cli: &Cli, t: &Target) -> Result<Report> {
+/// `fresh` is a second server like `t` for the run without the stalled receiver, so that
+/// neither run starts on an allocator the other has warmed.
+pub async fn slow(cli: &Cli, t: &Target, fresh: Target) -> Result<Report> {
     let (n, m, pad) = (cli.slow_receivers, cli.slow_msgs, cli.slow_pad);
-    let base = flow::run(t, broadcast(cli, n, m, pad, 0)).await?;
+    let base = flow::run(&fresh, broadcast(cli, n, m, pad, 0)).await?;
+    drop(fresh);
     let f = flow::run(t, broadcast(cli, n, m, pad, 1)).await?;
     let mut r = Report::new("slow", &t.name);
     r.set("receivers", n);

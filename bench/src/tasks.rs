@@ -30,7 +30,6 @@ pub struct SendStats {
 pub struct RecvStats {
     pub hist: Histogram,
     pub order: OrderSummary,
-    pub lines: u64,
     pub foreign: u64,
     pub byes: u64,
     pub last_recv: u64,
@@ -75,7 +74,6 @@ pub async fn receiver(
     while !complete {
         tokio::select! {
             r = conn.read_lines(|line, now| {
-                st.lines += 1;
                 match wire::classify(line) {
                     Incoming::Msg { sender, seq: wire::WARM_UP, .. } => {
                         let was_warming = !warming.is_empty();

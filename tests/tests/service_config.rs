@@ -79,7 +79,7 @@ fn a_bad_value_in_the_file_is_named_by_key_and_exits_2() {
 }
 
 #[test]
-fn a_missing_named_file_is_an_error_a_missing_default_file_is_not() {
+fn a_missing_named_file_is_an_error_whether_named_by_flag_or_environment() {
     let dir = tempfile::tempdir().unwrap();
     let missing = dir.path().join("none.toml");
     let missing = missing.to_str().unwrap();
