@@ -36,14 +36,15 @@ Exit status:
   0  ok: every message accepted (or the listener stopped as asked)
   1  some messages were not accepted; each is reported on stderr as
      `chatcli: line N: CODE: reason`
-  2  usage error
+  2  usage error (an unreadable or empty --password-file included)
   3  cannot reach chatd, or chatd is full
-  4  login refused: the name is taken or invalid
+  4  login refused: the name is taken or invalid, or the password is wrong or missing
   5  kicked, chatd shut down, or the connection was lost
 
 Environment:
   CHATD_SERVER     default for --server
   CHAT_USER        default for --user
+  CHAT_PASSWORD_FILE  default for --password-file
   CHATCLI_HISTORY  history file of the interactive mode
                    (default: $XDG_STATE_HOME/chatcli/history)
   NO_COLOR         set and not empty: no colour even on a terminal";
@@ -70,7 +71,8 @@ pub struct Cli {
         short = 'm',
         long = "message",
         value_name = "TEXT",
-        conflicts_with = "listen"
+        conflicts_with = "listen",
+        value_parser = parse_message
     )]
     pub message: Option<String>,
 
@@ -89,6 +91,12 @@ pub struct Cli {
     /// With --listen: stop after N messages
     #[arg(long, value_name = "N", requires = "listen")]
     pub count: Option<u64>,
+
+    /// Seconds to wait for chatd to accept the connection, and again for it to answer the
+    /// login, before giving up with exit status 3
+    #[arg(long, value_name = "SECONDS", default_value_t = 10,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub timeout: u64,
 
     /// Longest stdin line accepted, in bytes; longer lines are reported as too_large and not
     /// sent, so memory stays bounded whatever is piped in
@@ -129,6 +137,15 @@ impl Cli {
 }
 
 /// `--to` takes a user name or `*`; a bad name is a usage error before anything connects.
+/// A blank `-m` is refused rather than skipped like an empty input line: `-m "$(cmd)"` with a
+/// command that printed nothing would otherwise report success having sent nothing.
+fn parse_message(s: &str) -> Result<String, String> {
+    if s.trim().is_empty() {
+        return Err("the message is empty; there is nothing to send".into());
+    }
+    Ok(s.to_owned())
+}
+
 fn parse_target(s: &str) -> Result<String, String> {
     if s == "*" {
         return Ok(s.to_owned());

@@ -7,7 +7,6 @@
 //! of pipelined messages is one syscall.
 
 use crate::fatal::Fatal;
-use anyhow::Context as _;
 use proto::ErrorCode;
 use proto::codec::{Frame, LineDecoder};
 use proto::message::{ClientRequest, Id, OkReply, ServerMessage};
@@ -17,9 +16,6 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
-
-/// How long to wait for a TCP connection or a login reply before calling chatd unreachable.
-pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How long a clean logout may take before we stop waiting for the server's `bye`.
 pub const LOGOUT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -49,6 +45,7 @@ pub struct Conn {
     next_id: i64,
     /// Sent with every login when the server wants one.
     password: Option<String>,
+    timeout: Duration,
 }
 
 /// The answer to `login`.
@@ -59,15 +56,16 @@ pub enum Login {
 
 impl Conn {
     /// Resolves and connects to `addr`, mapping every failure to [`Fatal::unreachable`].
-    pub async fn connect(addr: &str) -> anyhow::Result<Conn> {
-        let attempt = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr)).await;
+    /// `timeout` bounds the connection, and then the answer to each login (`--timeout`).
+    pub async fn connect(addr: &str, timeout: Duration) -> anyhow::Result<Conn> {
+        let attempt = tokio::time::timeout(timeout, TcpStream::connect(addr)).await;
         let stream = match attempt {
             Ok(Ok(s)) => s,
             Ok(Err(e)) => return Err(Fatal::unreachable(addr, &e).into()),
             Err(_) => {
                 let e = io::Error::new(
                     io::ErrorKind::TimedOut,
-                    format!("no answer within {}s", CONNECT_TIMEOUT.as_secs()),
+                    format!("no answer within {}s", timeout.as_secs()),
                 );
                 return Err(Fatal::unreachable(addr, &e).into());
             }
@@ -84,6 +82,7 @@ impl Conn {
             lines: VecDeque::new(),
             next_id: 1,
             password: None,
+            timeout,
         })
     }
 
@@ -98,12 +97,12 @@ impl Conn {
         id
     }
 
-    /// Sends `login` and waits for its answer, with a deadline.
     /// The password every later login carries.
     pub fn set_password(&mut self, password: Option<String>) {
         self.password = password;
     }
 
+    /// Sends `login` and waits for its answer, with a deadline.
     pub async fn login(&mut self, name: &str) -> anyhow::Result<Login> {
         let id = self.next_id();
         self.queue(&ClientRequest::Login {
@@ -112,17 +111,11 @@ impl Conn {
             id: Some(Id::Int(id)),
         });
         self.flush().await.map_err(|e| self.lost(Some(&e)))?;
-        let deadline = tokio::time::Instant::now() + CONNECT_TIMEOUT;
+        let deadline = tokio::time::Instant::now() + self.timeout;
         loop {
-            let got = tokio::time::timeout_at(deadline, self.recv())
-                .await
-                .with_context(|| {
-                    format!(
-                        "chatd at {} did not answer the login within {}s",
-                        self.addr,
-                        CONNECT_TIMEOUT.as_secs()
-                    )
-                })?;
+            let Ok(got) = tokio::time::timeout_at(deadline, self.recv()).await else {
+                return Err(Fatal::login_unanswered(&self.addr, self.timeout).into());
+            };
             match got.map_err(|e| self.lost(Some(&e)))?.and_then(|r| r.msg) {
                 Some(ServerMessage::Ok(ok)) if ok.id == Some(Id::Int(id)) => {
                     return Ok(Login::Accepted(ok));

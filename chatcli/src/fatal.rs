@@ -35,6 +35,18 @@ impl Fatal {
         )
     }
 
+    /// Something accepted the connection but never answered the login: for a script as
+    /// unreachable as a refused connection (exit 3).
+    pub fn login_unanswered(addr: &str, waited: std::time::Duration) -> Fatal {
+        Fatal::new(
+            EXIT_CANNOT_CONNECT,
+            format!(
+                "chatd at {addr} accepted the connection but did not answer the login within {}s — is it chatd, and is it overloaded?",
+                waited.as_secs()
+            ),
+        )
+    }
+
     /// The login was answered with an error.
     pub fn login_refused(name: &str, code: ErrorCode, message: &str) -> Fatal {
         match code {

@@ -71,7 +71,7 @@ async fn scripted(cli: Cli) -> anyhow::Result<u8> {
         None
     };
     let password = cli.password().map_err(|m| Fatal::new(EXIT_USAGE, m))?;
-    let mut conn = Conn::connect(&cli.server).await?;
+    let mut conn = Conn::connect(&cli.server, std::time::Duration::from_secs(cli.timeout)).await?;
     conn.set_password(password);
     match conn.login(&user).await? {
         Login::Accepted(_) => {}

@@ -50,7 +50,6 @@ struct Sender<'a> {
     in_flight: VecDeque<(i64, Item)>,
     /// Refused lines waiting to be sent again, in line order.
     retry: VecDeque<Item>,
-    window: usize,
     /// The server has refused a line: keep one message in flight from now on, so no later
     /// line can overtake a refused one.
     refused_once: bool,
@@ -72,7 +71,6 @@ pub async fn run<R: AsyncRead + Unpin>(
         opts,
         in_flight: VecDeque::new(),
         retry: VecDeque::new(),
-        window: MAX_WINDOW,
         refused_once: false,
         backoff: FIRST_BACKOFF,
         paused_until: None,
@@ -123,7 +121,12 @@ pub async fn run<R: AsyncRead + Unpin>(
 
 impl Sender<'_> {
     fn may_send(&self) -> bool {
-        self.paused_until.is_none() && self.in_flight.len() < self.window
+        self.paused_until.is_none() && self.in_flight.len() < self.window()
+    }
+
+    /// Requests allowed in flight: one once the server has refused a line.
+    fn window(&self) -> usize {
+        if self.refused_once { 1 } else { MAX_WINDOW }
     }
 
     /// Turns an input line into a message, or reports why it cannot be one.
@@ -198,9 +201,6 @@ impl Sender<'_> {
                     );
                 }
                 self.backoff = FIRST_BACKOFF;
-                if !self.refused_once && self.retry.is_empty() && self.paused_until.is_none() {
-                    self.window = (self.window + 1).min(MAX_WINDOW);
-                }
             }
             Some(ServerMessage::Error(e)) => {
                 let Some(item) = self.answered(e.id.as_ref()) else {
@@ -225,7 +225,6 @@ impl Sender<'_> {
     fn refused(&mut self, item: Item) {
         let at = self.retry.partition_point(|r| r.line < item.line);
         self.retry.insert(at, item);
-        self.window = 1;
         self.refused_once = true;
         if self.paused_until.is_none() {
             self.paused_until = Some(Instant::now() + self.backoff);

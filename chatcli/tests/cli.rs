@@ -18,7 +18,8 @@ fn help_documents_every_exit_code() {
         "  1  some messages were not accepted",
         "  2  usage error",
         "  3  cannot reach chatd",
-        "  4  login refused",
+        "  4  login refused: the name is taken or invalid, or the password is wrong or missing",
+        "  CHAT_PASSWORD_FILE",
         "  5  kicked, chatd shut down, or the connection was lost",
     ] {
         assert!(
@@ -39,6 +40,21 @@ fn version_prints_the_package_version() {
         out.stdout,
         format!("chatcli {}\n", env!("CARGO_PKG_VERSION"))
     );
+}
+
+#[test]
+fn a_blank_message_is_a_usage_error_not_a_silent_success() {
+    for blank in ["", "  "] {
+        let mut c = Command::new(common::chatcli());
+        c.args(["--user", "cron", "-m", blank]);
+        let out = run(c, b"");
+        assert_eq!(out.code(), 2, "{out:?}");
+        assert!(
+            out.stderr
+                .contains("the message is empty; there is nothing to send"),
+            "{out:?}"
+        );
+    }
 }
 
 #[test]

@@ -217,6 +217,24 @@ fn an_unreachable_server_exits_3_with_the_fix() {
 }
 
 #[test]
+fn a_server_that_accepts_but_never_answers_the_login_exits_3() {
+    // Accepts (the kernel's backlog does) and never reads or writes: not chatd.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = silent.local_addr().unwrap().to_string();
+    let mut c = cmd(&addr);
+    c.args(["--user", "bot", "--timeout", "1", "-m", "hi"]);
+    let out = run(c, b"");
+    assert_eq!(out.code(), 3, "{out:?}");
+    assert_eq!(
+        out.stderr,
+        format!(
+            "chatcli: chatd at {addr} accepted the connection but did not answer the login \
+             within 1s — is it chatd, and is it overloaded?\n"
+        )
+    );
+}
+
+#[test]
 fn no_user_name_in_a_pipe_is_a_usage_error() {
     let mut c = cmd("127.0.0.1:9");
     c.arg("-m").arg("hi");

@@ -57,7 +57,7 @@ async fn session(cli: Cli) -> anyhow::Result<u8> {
     let password = cli
         .password()
         .map_err(|m| Fatal::new(crate::EXIT_USAGE, m))?;
-    let mut conn = Conn::connect(&cli.server).await?;
+    let mut conn = Conn::connect(&cli.server, std::time::Duration::from_secs(cli.timeout)).await?;
     conn.set_password(password);
     let names: Names = Arc::new(Mutex::new(Vec::new()));
     let history = cli.history.clone().or_else(editor::default_history);
