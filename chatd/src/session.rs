@@ -83,7 +83,7 @@ pub async fn run(
             dead: None,
             batch: Batch::default(),
             recipient: RecipientCache::default(),
-            run: None,
+            deferred: None,
         },
     };
     session.serve().await;
@@ -115,8 +115,8 @@ struct Core {
     dead: Option<LeaveReason>,
     batch: Batch,
     recipient: RecipientCache,
-    /// Broadcasts of the current read chunk, not yet queued; `None` between reads.
-    run: Option<Box<requests::Run>>,
+    /// Requests read past the output high-water mark, served once there is room again.
+    deferred: Option<Box<requests::Deferred>>,
 }
 
 /// Counts gathered over one read batch and added to the shared counters once, so that
@@ -145,12 +145,21 @@ impl Session {
         // nor in the timer wheel.
         let mut timer: Option<(Instant, Pin<Box<Sleep>>)> = None;
         loop {
+            if self.core.deferred.is_some() {
+                self.core
+                    .serve_deferred(self.decoder.max(), Instant::now(), crate::now_ms());
+            }
             self.core.pump();
             if !self.core.out.is_empty() && self.core.dead.is_none() {
                 self.write();
             }
             if self.core.dead.is_some() || self.core.finished() {
                 break;
+            }
+            if self.core.deferred.is_some() && self.core.out.len() < OUT_HIGH_WATER {
+                // The write made room: serve what waits before anything else; no readiness
+                // event would come for it.
+                continue;
             }
             match (self.core.deadline(), &mut timer) {
                 (None, _) => timer = None,
@@ -162,7 +171,7 @@ impl Session {
                 (Some(d), None) => timer = Some((d, Box::pin(tokio::time::sleep_until(d.into())))),
             }
             let room = self.core.out.len() < OUT_HIGH_WATER;
-            let want_read = room && self.core.closing.is_none();
+            let want_read = room && self.core.closing.is_none() && self.core.deferred.is_none();
             let want_write = !self.core.out.is_empty();
             tokio::select! {
                 biased;
@@ -217,7 +226,10 @@ impl Session {
                     self.decoder
                         .feed(&buf[..n], |frame| core.on_frame(frame, max, now, ts));
                     self.core.flush_broadcasts();
-                    if self.core.closing.is_some() || self.core.out.len() >= OUT_HIGH_WATER {
+                    if self.core.closing.is_some()
+                        || self.core.out.len() >= OUT_HIGH_WATER
+                        || self.core.deferred.is_some()
+                    {
                         break;
                     }
                 }

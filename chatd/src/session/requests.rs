@@ -6,7 +6,7 @@
 //! together, and any other reply first flushes the run so replies keep request order. Split
 //! from `session.rs`, which keeps the connection's life (its loop, reading, writing, closing).
 
-use super::Core;
+use super::{Core, OUT_HIGH_WATER};
 use crate::registry::{DeliverError, JoinError};
 use bytes::Bytes;
 use proto::codec::Frame;
@@ -23,6 +23,45 @@ impl Core {
             // Lines after `logout` (or a close) in the same read are not served.
             return;
         }
+        if self.out.len() >= OUT_HIGH_WATER || self.deferred.is_some() {
+            // One read chunk can hold hundreds of requests with large replies (`users` on a
+            // big server): past the high-water mark the rest wait, copied, for the client to
+            // read, and nothing more is read meanwhile (see `serve_deferred`).
+            let line = match frame {
+                Frame::Line(line) => Some(line.into()),
+                Frame::TooLong => None,
+            };
+            self.deferred.get_or_insert_default().push_back(line);
+            return;
+        }
+        self.serve_frame(frame, max, now, ts);
+    }
+
+    /// Serves the lines deferred by [`Core::on_frame`], in order, while the output buffer has
+    /// room.
+    pub(super) fn serve_deferred(&mut self, max: usize, now: Instant, ts: u64) {
+        while self.out.len() < OUT_HIGH_WATER && self.closing.is_none() {
+            let Some(deferred) = &mut self.deferred else {
+                break;
+            };
+            let Some(line) = deferred.pop_front() else {
+                break;
+            };
+            if deferred.is_empty() {
+                self.deferred = None;
+            }
+            match line {
+                Some(line) => self.serve_frame(Frame::Line(&line), max, now, ts),
+                None => self.serve_frame(Frame::TooLong, max, now, ts),
+            }
+        }
+        if self.closing.is_some() {
+            self.deferred = None;
+        }
+        self.flush_broadcasts();
+    }
+
+    fn serve_frame(&mut self, frame: Frame<'_>, max: usize, now: Instant, ts: u64) {
         match frame {
             Frame::TooLong => {
                 self.error(
@@ -190,20 +229,28 @@ impl Core {
     }
 }
 
+thread_local! {
+    /// The run being gathered by the session this worker is serving. It lives only inside one
+    /// synchronous read (flushed before the read returns), so no other session can meet it,
+    /// and it costs the session future nothing while idle.
+    static RUN: std::cell::Cell<Option<Box<Run>>> = const { std::cell::Cell::new(None) };
+}
+
 impl Core {
     fn gather_broadcast(&mut self, id: Option<Raw<'_>>, me: &Name, body: Raw<'_>, ts: u64) {
-        let run = self.run.get_or_insert_default();
+        let mut run = RUN.take().unwrap_or_default();
         encode::msg_event_into(&mut run.events, me.as_str(), "*", body, ts);
         run.ends.push(run.events.len());
         encode::ok_delivered_start(&mut run.oks, id);
         run.ok_ends.push(run.oks.len());
+        RUN.set(Some(run));
     }
 
     /// Queues the gathered broadcasts for everyone at once and writes their `ok` replies.
     /// Called before any other reply is written, so replies stay in request order, and at the
     /// end of every read chunk, so no broadcast waits for more input.
     pub(super) fn flush_broadcasts(&mut self) {
-        let Some(mut run) = self.run.take() else {
+        let Some(mut run) = RUN.take() else {
             return;
         };
         // Exact size: a recipient that stops reading holds these bytes for as long as its
@@ -223,6 +270,11 @@ impl Core {
         self.batch.delivered += delivered.iter().sum::<usize>() as u64;
     }
 }
+
+/// Request lines read past the output buffer's high-water mark, in order; `None` stands for a
+/// line that was too long. At most one read chunk's worth, since nothing more is read while
+/// any wait.
+pub(super) type Deferred = std::collections::VecDeque<Option<Box<[u8]>>>;
 
 /// Broadcasts accepted from one read chunk and not yet queued. Queued together, they cost
 /// each recipient one lock and one shared reference for the whole run (see
