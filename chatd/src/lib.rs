@@ -2,35 +2,42 @@
 //! until a shutdown future completes. `main.rs` only parses flags, sets up logging, binds and
 //! calls `run`; tests can do the same in-process.
 //!
-//! - [`admin`]: the admin channel's Unix socket, credential check and event stream.
-//! - [`config`]: flags into a validated [`Config`](config::Config).
-//! - [`config_file`]: the config file under the flags, `--check-config`.
-//! - [`live`]: the config in force, swapped by a reload.
-//! - [`listener`]: binding, the accept loop, the connection limit.
-//! - [`session`]: one task per connection.
-//! - [`registry`]: who is logged in; the only way a message reaches another session.
+//! - [`server`]: the context every task shares (config, directory, connections, counters).
+//! - [`directory`]: who holds which name; the only way a line reaches another user.
+//! - [`conns`]: the connection table and what others may touch of a connection.
+//! - [`connection`]: line framing, output buffering and closing over any byte stream.
+//! - [`session`]: one task per chat connection, and the protocol's answers.
 //! - [`mailbox`]: a session's bounded outgoing queue and its close requests.
-//! - [`rate`]: the per-session token bucket.
-//! - [`stats`]: server-wide counters.
+//! - [`listener`], [`accept`]: binding, the accept loop, the connection limit.
+//! - [`admin`]: the admin channel's Unix socket, credential check and event stream.
+//! - [`config`], [`config_file`], [`live`]: settings, the config file, the config in force.
+//! - [`rate`], [`stats`]: the per-session token bucket, server-wide counters.
+//!
+//! `docs/ARCHITECTURE.md` follows a line through these and says where each coming feature
+//! plugs in.
 
+pub mod accept;
 pub mod admin;
 pub mod alloc;
 pub mod config;
 pub mod config_file;
+pub mod connection;
+pub mod conns;
 pub mod daemon;
+pub mod directory;
 pub mod listener;
 pub mod live;
 pub mod logging;
 pub mod mailbox;
 pub mod rate;
-pub mod registry;
+pub mod server;
 pub mod service;
 pub mod session;
 pub mod stats;
 
+use directory::local::LocalDirectory;
 use live::Live;
-use registry::Registry;
-use session::Shared;
+use server::Server;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -79,25 +86,19 @@ pub async fn run_with_admin<H: Future<Output = ()>>(
     shutdown: impl Future<Output = H>,
 ) {
     let live: Live = config.into();
-    let config = live.get();
-    let registry = Registry::new(config.queue_len);
-    let slots = Arc::new(Semaphore::new(config.max_clients));
-    let shared = Arc::new(Shared {
-        registry: registry.clone(),
-        config: live.clone(),
-    });
+    let slots = Arc::new(Semaphore::new(live.load().max_clients));
+    let server = Arc::new(Server::new(live.clone(), Box::new(LocalDirectory::new())));
     let tracker = TaskTracker::new();
     let stop = CancellationToken::new();
     tracker.spawn(live::apply_limits(
-        live.clone(),
-        registry.clone(),
+        server.clone(),
         slots.clone(),
         stop.clone(),
     ));
     for l in listeners {
         tracker.spawn(listener::run(
             l,
-            shared.clone(),
+            server.clone(),
             slots.clone(),
             tracker.clone(),
             stop.clone(),
@@ -106,15 +107,15 @@ pub async fn run_with_admin<H: Future<Output = ()>>(
     if let Some(admin) = admin {
         tracker.spawn(admin::run(
             admin,
-            registry.clone(),
+            server.clone(),
             tracker.clone(),
             stop.clone(),
         ));
     }
     let hurry = shutdown.await;
-    info!(connections = registry.connections(), "shutting down");
+    info!(connections = server.conns.len(), "shutting down");
     stop.cancel();
-    registry.shutdown();
+    server.conns.shutdown();
     tracker.close();
     // Each session bounds its own drain; this only guards against a bug hanging the exit.
     let grace = live.load().drain_timeout + std::time::Duration::from_secs(2);
@@ -122,14 +123,14 @@ pub async fn run_with_admin<H: Future<Output = ()>>(
         drained = tokio::time::timeout(grace, tracker.wait()) => {
             if drained.is_err() {
                 warn!(
-                    left = registry.connections(),
+                    left = server.conns.len(),
                     "sessions still open after the drain timeout"
                 );
             }
         }
         () = hurry => {
             warn!(
-                left = registry.connections(),
+                left = server.conns.len(),
                 "stopping without waiting for the drain; what was still queued is dropped"
             );
         }

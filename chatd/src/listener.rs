@@ -3,22 +3,24 @@
 //! Each accepted connection takes a permit from a semaphore sized `max_clients`; the permit
 //! moves into the session task and its drop frees the slot. When none is left the connection
 //! gets `server_full` and `bye` and is closed, by a short task of its own so the accept loop
-//! never waits on a client. Failed accepts (out of descriptors, say) back off, doubling up to
-//! a second, instead of spinning.
+//! never waits on a client. The loop itself, with its back-off, is [`crate::accept`].
 
-use crate::session::{self, Shared};
+use crate::accept;
+use crate::connection::Connection;
+use crate::server::Server;
+use crate::session;
+use crate::stats::Stats;
 use proto::{ByeReason, ErrorCode, encode};
 use socket2::{Domain, Protocol, SockRef, Socket, TcpKeepalive, Type};
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tracing::{error, info, warn};
+use tracing::{info, warn};
 
 /// Connections being turned away at once; past this they are closed without a word.
 const MAX_REFUSING: usize = 64;
@@ -42,70 +44,38 @@ pub fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
 /// Accepts until `stop` is cancelled, spawning sessions on `tracker`.
 pub async fn run(
     listener: TcpListener,
-    shared: Arc<Shared>,
+    server: Arc<Server>,
     slots: Arc<Semaphore>,
     tracker: TaskTracker,
     stop: CancellationToken,
 ) {
     let refusing = Arc::new(Semaphore::new(MAX_REFUSING));
-    let mut backoff = Duration::from_millis(10);
-    loop {
-        let accepted = tokio::select! {
-            _ = stop.cancelled() => return,
-            r = listener.accept() => r,
-        };
-        let (stream, peer) = match accepted {
-            Ok(x) => {
-                backoff = Duration::from_millis(10);
-                x
-            }
-            Err(e) if is_per_connection(&e) => continue,
-            Err(e) => {
-                error!(error = %e, retry_in = ?backoff, "accept failed");
-                tokio::select! {
-                    _ = stop.cancelled() => return,
-                    _ = tokio::time::sleep(backoff) => {}
-                }
-                backoff = (backoff * 2).min(Duration::from_secs(1));
-                continue;
-            }
-        };
-        crate::stats::Stats::add(&shared.registry.stats().accepted, 1);
+    accept::run(&listener, "chat listener", &stop, |stream, peer| {
+        Stats::add(&server.stats.accepted, 1);
         let Ok(permit) = slots.clone().try_acquire_owned() else {
-            crate::stats::Stats::add(&shared.registry.stats().refused, 1);
-            shared.registry.stats().error(ErrorCode::ServerFull);
-            shared
-                .registry
-                .events()
-                .error(peer, None, ErrorCode::ServerFull);
-            warn!(%peer, max_clients = shared.config.load().max_clients, "server full, refusing connection");
+            Stats::add(&server.stats.refused, 1);
+            server.stats.error(ErrorCode::ServerFull);
+            server.events.error(peer, None, ErrorCode::ServerFull);
+            let max = server.config.load().max_clients;
+            warn!(%peer, max_clients = max, "server full, refusing connection");
             if let Ok(p) = refusing.clone().try_acquire_owned() {
-                let max = shared.config.load().max_clients;
                 tracker.spawn(async move {
                     let _p = p;
-                    let _ = tokio::time::timeout(REFUSE_TIMEOUT, refuse(stream, max)).await;
+                    refuse(stream, max).await;
                 });
             }
-            continue;
+            return;
         };
-        configure(&stream, &shared);
-        let shared = shared.clone();
-        tracker.spawn(session::run(stream, peer, shared, permit));
-    }
+        configure(&stream, &server);
+        tracker.spawn(session::run(stream, peer, server.clone(), permit));
+    })
+    .await;
 }
 
-/// Errors that concern one connection only (it was reset before we took it).
-fn is_per_connection(e: &io::Error) -> bool {
-    matches!(
-        e.kind(),
-        io::ErrorKind::ConnectionAborted | io::ErrorKind::ConnectionReset
-    )
-}
-
-fn configure(stream: &TcpStream, shared: &Shared) {
+fn configure(stream: &TcpStream, server: &Server) {
     // Replies are batched by the session, so Nagle would only add latency.
     let _ = stream.set_nodelay(true);
-    if let Some(ka) = shared.config.load().keepalive {
+    if let Some(ka) = server.config.load().keepalive {
         let sock = SockRef::from(stream);
         let params = TcpKeepalive::new()
             .with_time(ka.idle)
@@ -120,26 +90,16 @@ fn configure(stream: &TcpStream, shared: &Shared) {
     }
 }
 
-async fn refuse(mut stream: TcpStream, max: usize) {
-    let mut buf = Vec::new();
-    encode::error(
-        &mut buf,
-        None,
-        ErrorCode::ServerFull,
-        &format!("server is full ({max} connections); try again later"),
-    );
-    encode::bye(&mut buf, ByeReason::ServerFull, None);
-    if stream.write_all(&buf).await.is_ok() {
-        let _ = stream.shutdown().await;
-        // Read until the client closes, so unread input does not reset the connection
-        // before it reads the reason.
-        let mut sink = [0u8; 1024];
-        loop {
-            match tokio::io::AsyncReadExt::read(&mut stream, &mut sink).await {
-                Ok(0) | Err(_) => break,
-                Ok(_) => {}
-            }
-        }
+/// Tells a client the server is full and closes, within [`REFUSE_TIMEOUT`] in all.
+async fn refuse(stream: TcpStream, max: usize) {
+    let mut conn = Connection::new(stream, 0);
+    let out = conn.out();
+    let msg = format!("server is full ({max} connections); try again later");
+    encode::error(out, None, ErrorCode::ServerFull, &msg);
+    encode::bye(out, ByeReason::ServerFull, None);
+    let sent = tokio::time::timeout(REFUSE_TIMEOUT, conn.write_all()).await;
+    if matches!(sent, Ok(Ok(_))) {
+        conn.close(REFUSE_TIMEOUT).await;
     }
     info!("refused connection closed");
 }

@@ -9,10 +9,10 @@
 //! Most limits are simply read afresh (`login_timeout`, `slow_consumer_grace`,
 //! `drain_timeout`, the password); `max_line_bytes`, `rate` and `rate_burst` are taken by a
 //! session when it starts; `max_clients` and `queue_len` live in the semaphore and the
-//! registry, which [`apply_limits`] resizes on every change.
+//! connection table, which [`apply_limits`] resizes on every change.
 
 use crate::config::Config;
-use crate::registry::Registry;
+use crate::server::Server;
 use arc_swap::ArcSwap;
 use std::sync::Arc;
 use tokio::sync::{Semaphore, watch};
@@ -68,23 +68,19 @@ impl std::fmt::Debug for Live {
     }
 }
 
-/// Keeps the connection semaphore sized `max_clients` and the registry's queue length equal
-/// to `queue_len` as reloads change them, until `stop`. `slots` starts with `max_clients` of
+/// Keeps the connection semaphore sized `max_clients` and the queue length of new connections
+/// equal to `queue_len` as reloads change them, until `stop`. `slots` starts with `max_clients` of
 /// the config in force when this is called.
 ///
 /// Raising the limit adds permits at once. Lowering it takes free permits away at once and
 /// the rest as connections close: nobody is disconnected to meet a lower limit.
-pub async fn apply_limits(
-    live: Live,
-    registry: Registry,
-    slots: Arc<Semaphore>,
-    stop: CancellationToken,
-) {
+pub async fn apply_limits(server: Arc<Server>, slots: Arc<Semaphore>, stop: CancellationToken) {
+    let live = &server.config;
     let mut changes = live.subscribe();
     let mut total = live.load().max_clients;
     loop {
         let target = live.load().max_clients;
-        registry.set_queue_len(live.load().queue_len);
+        server.conns.set_queue_len(live.load().queue_len);
         if target > total {
             slots.add_permits(target - total);
             total = target;

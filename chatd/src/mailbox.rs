@@ -162,6 +162,11 @@ impl Mailbox {
         self.lock().sealed = true;
     }
 
+    /// True once the owner is closing.
+    pub fn is_sealed(&self) -> bool {
+        self.lock().sealed
+    }
+
     /// The bound this queue was made with (a reload changes it only for new sessions).
     pub fn capacity(&self) -> usize {
         self.lock().cap

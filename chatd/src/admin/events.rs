@@ -1,5 +1,5 @@
-//! What `chatctl watch` sees: a bounded broadcast of admin events, fed by the registry and
-//! the sessions.
+//! What `chatctl watch` sees: a bounded broadcast of admin events, fed by the sessions and
+//! the server context.
 //!
 //! Publishing sits on the hot path (every login, leave and error reply), so it must cost
 //! nothing when nobody watches, which is nearly always: every publisher first reads one
@@ -9,7 +9,6 @@
 //! bounded: a watcher that falls behind loses the oldest events and is told how many, so
 //! no watcher can make the daemon hold memory for it. Events never carry a message body.
 
-use crate::registry::Conn;
 use proto::admin::{Event, EventKind};
 use proto::{ErrorCode, LeaveReason, Name};
 use std::net::SocketAddr;
@@ -20,7 +19,7 @@ use tokio::sync::broadcast;
 /// Events kept for the slowest watcher before it starts missing them.
 pub const EVENT_BACKLOG: usize = 1024;
 
-/// The publishing side, owned by the registry.
+/// The publishing side, owned by the server context.
 #[derive(Debug)]
 pub struct Events {
     tx: broadcast::Sender<Event>,
@@ -88,24 +87,24 @@ impl Events {
         }
     }
 
-    /// `conn` logged in as `name`.
+    /// The client at `peer` logged in as `name`.
     #[inline]
-    pub fn login(&self, conn: &Conn, name: &Name) {
+    pub fn login(&self, peer: SocketAddr, name: &Name) {
         if self.active() {
             self.publish(EventKind::Login {
                 user: name.to_string(),
-                peer: conn.peer.to_string(),
+                peer: peer.to_string(),
             });
         }
     }
 
-    /// `conn`, logged in as `name`, left for `reason`.
+    /// The client at `peer`, logged in as `name`, left for `reason`.
     #[inline]
-    pub fn logout(&self, conn: &Conn, name: &Name, reason: LeaveReason) {
+    pub fn logout(&self, peer: SocketAddr, name: &Name, reason: LeaveReason) {
         if self.active() {
             self.publish(EventKind::Logout {
                 user: name.to_string(),
-                peer: conn.peer.to_string(),
+                peer: peer.to_string(),
                 reason,
             });
         }

@@ -4,25 +4,28 @@
 //! (`forbidden`) and is closed, and the refusal is logged with its uid and pid. An accepted
 //! peer sends JSON lines and gets one answer each; `watch` turns the connection into an event
 //! stream until the peer closes it. Every answer is computed by short synchronous calls into
-//! the [`Registry`], the same API the sessions use, so nothing here holds a lock across an
-//! `.await`. Admin traffic is rare, so plain `serde_json` serialization is fine here.
+//! the server context (the directory, the same API the sessions use, and snapshots of the
+//! connection table), so nothing here holds a lock across an `.await`. Framing, the accept
+//! loop and the lingering close are the chat listener's own ([`Connection`], [`accept`]). Admin traffic is rare, so plain `serde_json` serialization is fine here.
 
 use super::AdminListener;
 use super::creds::{self, Peer, Policy};
-use crate::registry::Registry;
-use proto::ErrorCode;
-use proto::admin::{AdminError, MAX_ADMIN_LINE, Request, Response, Session, Stats, Status};
-use proto::codec::{Frame, LineDecoder};
-use std::io;
+use crate::accept;
+use crate::connection::{Connection, Handler, Read};
+use crate::directory::{Audience, Lines};
+use crate::server::Server;
+use proto::admin::{AdminError, MAX_ADMIN_LINE, Request, Response, Stats, Status};
+use proto::codec::Frame;
+use proto::{ErrorCode, encode};
+use std::future::poll_fn;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant, UNIX_EPOCH};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use std::time::Duration;
 use tokio::net::UnixStream;
 use tokio::sync::broadcast::error::RecvError;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tracing::{debug, error, info, warn};
+use tracing::{debug, info, warn};
 
 /// How long a refused peer gets to close its side before we close ours.
 const LINGER: Duration = Duration::from_secs(1);
@@ -30,49 +33,45 @@ const LINGER: Duration = Duration::from_secs(1);
 /// What every admin connection shares.
 #[derive(Debug)]
 struct Ctx {
-    registry: Registry,
-    started: Instant,
+    server: Arc<Server>,
     policy: Policy,
 }
 
 /// Accepts admin connections until `stop` is cancelled, then removes the socket file.
 pub async fn run(
     admin: AdminListener,
-    registry: Registry,
+    server: Arc<Server>,
     tracker: TaskTracker,
     stop: CancellationToken,
 ) {
     let ctx = Arc::new(Ctx {
-        registry,
-        started: Instant::now(),
+        server,
         policy: Policy::current(),
     });
-    let mut backoff = Duration::from_millis(10);
-    loop {
-        let accepted = tokio::select! {
-            _ = stop.cancelled() => break,
-            r = admin.listener.accept() => r,
-        };
-        match accepted {
-            Ok((stream, _)) => {
-                backoff = Duration::from_millis(10);
-                tracker.spawn(connection(stream, ctx.clone(), stop.clone()));
-            }
-            Err(e) => {
-                error!(error = %e, retry_in = ?backoff, "admin accept failed");
-                tokio::select! {
-                    _ = stop.cancelled() => break,
-                    _ = tokio::time::sleep(backoff) => {}
-                }
-                backoff = (backoff * 2).min(Duration::from_secs(1));
-            }
-        }
-    }
+    accept::run(&admin.listener, "admin socket", &stop, |stream, _| {
+        tracker.spawn(connection(stream, ctx.clone(), stop.clone()));
+    })
+    .await;
     debug!(path = %admin.path().display(), "admin socket closing");
     drop(admin);
 }
 
-async fn connection(mut stream: UnixStream, ctx: Arc<Ctx>, stop: CancellationToken) {
+/// The request lines of one read, copied out to be answered after it (`watch` awaits).
+#[derive(Default)]
+struct Requests(Vec<Option<Vec<u8>>>);
+
+impl Handler for Requests {
+    type Batch = ();
+    fn begin_batch(&mut self, _: usize) {}
+    fn frame(&mut self, _: &mut (), frame: Frame<'_>, _max: usize, _out: &mut Vec<u8>) {
+        self.0.push(match frame {
+            Frame::Line(l) => Some(l.to_vec()),
+            Frame::TooLong => None,
+        });
+    }
+}
+
+async fn connection(stream: UnixStream, ctx: Arc<Ctx>, stop: CancellationToken) {
     let peer = match creds::peer(&stream) {
         Ok(p) => p,
         Err(e) => {
@@ -80,37 +79,30 @@ async fn connection(mut stream: UnixStream, ctx: Arc<Ctx>, stop: CancellationTok
             return;
         }
     };
+    let mut conn = Connection::new(stream, MAX_ADMIN_LINE);
     if !ctx.policy.allows(&peer) {
         let message = ctx.policy.refusal(&peer);
         let pid = peer.pid.map_or_else(|| "?".to_owned(), |p| p.to_string());
         warn!(uid = peer.uid, gid = peer.gid, %pid, "admin connection refused: {message}");
-        if send(&mut stream, &error(AdminError::Forbidden, message))
-            .await
-            .is_ok()
-        {
-            linger(stream).await;
+        put(&mut conn, &error(AdminError::Forbidden, message));
+        // Closing with its request unread would make the peer's write fail or its read see
+        // a reset before it reads why it was turned away.
+        if conn.write_all().await.is_ok() {
+            conn.close(LINGER).await;
         }
         return;
     }
     debug!(uid = peer.uid, "admin connection");
-    let mut decoder = LineDecoder::new(MAX_ADMIN_LINE);
-    let mut buf = vec![0u8; 8192];
     loop {
-        let n = tokio::select! {
+        let mut requests = Requests::default();
+        let read = tokio::select! {
             _ = stop.cancelled() => return,
-            r = stream.read(&mut buf) => match r {
-                Ok(0) | Err(_) => return,
-                Ok(n) => n,
-            },
+            r = poll_fn(|cx| conn.poll_serve(cx, &mut requests)) => r,
         };
-        let mut lines = Vec::new();
-        decoder.feed(&buf[..n], |f| {
-            lines.push(match f {
-                Frame::Line(l) => Some(l.to_vec()),
-                Frame::TooLong => None,
-            })
-        });
-        for line in lines {
+        if !matches!(read, Ok(Read::Data(_))) {
+            return;
+        }
+        for line in requests.0 {
             let reply = match line {
                 None => error(
                     AdminError::BadRequest,
@@ -118,7 +110,7 @@ async fn connection(mut stream: UnixStream, ctx: Arc<Ctx>, stop: CancellationTok
                 ),
                 Some(l) if l.trim_ascii().is_empty() => continue,
                 Some(l) => match serde_json::from_slice::<Request>(&l) {
-                    Ok(Request::Watch) => return watch(stream, &ctx, &peer, stop).await,
+                    Ok(Request::Watch) => return watch(conn, &ctx, &peer, stop).await,
                     Ok(req) => answer(&ctx, &peer, req),
                     Err(e) => error(
                         AdminError::BadRequest,
@@ -126,23 +118,12 @@ async fn connection(mut stream: UnixStream, ctx: Arc<Ctx>, stop: CancellationTok
                     ),
                 },
             };
-            if send(&mut stream, &reply).await.is_err() {
-                return;
-            }
+            put(&mut conn, &reply);
+        }
+        if conn.write_all().await.is_err() {
+            return;
         }
     }
-}
-
-/// After a final answer: closes our side, then discards what the peer still sends until it
-/// closes (or a second passes). Closing with its request unread would make the peer's write
-/// fail or its read see a reset before it reads why it was turned away.
-async fn linger(mut stream: UnixStream) {
-    let _ = stream.shutdown().await;
-    let _ = tokio::time::timeout(LINGER, async {
-        let mut sink = [0u8; 1024];
-        while let Ok(1..) = stream.read(&mut sink).await {}
-    })
-    .await;
 }
 
 fn error(code: AdminError, message: impl Into<String>) -> Response {
@@ -152,21 +133,25 @@ fn error(code: AdminError, message: impl Into<String>) -> Response {
     }
 }
 
-async fn send(stream: &mut UnixStream, r: &Response) -> io::Result<()> {
-    let mut line = serde_json::to_vec(r).map_err(io::Error::other)?;
-    line.push(b'\n');
-    stream.write_all(&line).await
+/// Queues one answer line on `conn`.
+fn put(conn: &mut Connection<UnixStream>, r: &Response) {
+    let out = conn.out();
+    // Serialising these plain types into memory cannot fail.
+    let _ = serde_json::to_writer(&mut *out, r);
+    out.push(b'\n');
 }
 
 /// Answers one request other than `watch`.
 fn answer(ctx: &Ctx, peer: &Peer, req: Request) -> Response {
-    let r = &ctx.registry;
+    let server = &ctx.server;
     match req {
-        Request::Users => Response::Users { users: sessions(r) },
-        Request::Kick { user, reason } => match r.kick(&user, reason.clone()) {
+        Request::Users => Response::Users {
+            users: server.conns.sessions(),
+        },
+        Request::Kick { user, reason } => match server.directory.kick(&user, reason.clone()) {
             Some(name) => {
                 info!(user = %name, admin_uid = peer.uid, reason = reason.as_deref().unwrap_or(""), "admin kick");
-                r.events().kick(&name, reason.as_deref(), peer.uid);
+                server.events.kick(&name, reason.as_deref(), peer.uid);
                 Response::Kicked {
                     user: name.to_string(),
                 }
@@ -177,58 +162,34 @@ fn answer(ctx: &Ctx, peer: &Peer, req: Request) -> Response {
             ),
         },
         Request::Notice { body } => {
-            let delivered = r.notice(&body) as u64;
+            let line = Lines::one(encode::notice_event(&body, crate::now_ms()));
+            let delivered = server.directory.fan_out(None, Audience::Everyone, &line)[0] as u64;
             info!(delivered, admin_uid = peer.uid, "admin notice");
-            r.events().notice(delivered, peer.uid);
+            server.events.notice(delivered, peer.uid);
             Response::NoticeSent { delivered }
         }
         Request::Stats => Response::Stats(stats(ctx)),
         Request::Status => Response::Status(Status {
             server: crate::SERVER_ID.to_owned(),
             pid: std::process::id(),
-            uptime_ms: ctx.started.elapsed().as_millis() as u64,
-            connections: r.connections() as u64,
-            users: r.list().len() as u64,
+            uptime_ms: server.started.elapsed().as_millis() as u64,
+            connections: server.conns.len() as u64,
+            users: server.directory.list(Audience::Everyone).len() as u64,
         }),
         Request::Watch => unreachable!("watch is served by the connection loop"),
     }
 }
 
-fn sessions(r: &Registry) -> Vec<Session> {
-    r.sessions()
-        .iter()
-        .filter_map(|c| {
-            let name = c.name()?;
-            let age = c.connected_instant.elapsed().as_millis() as u64;
-            let active = c.last_active_ms.load(Ordering::Relaxed);
-            Some(Session {
-                user: name.to_string(),
-                peer: c.peer.to_string(),
-                connected_at: c
-                    .connected_at
-                    .duration_since(UNIX_EPOCH)
-                    .map_or(0, |d| d.as_millis() as u64),
-                connected_ms: age,
-                idle_ms: age.saturating_sub(active),
-                sent: c.sent.load(Ordering::Relaxed),
-                received: c.received.load(Ordering::Relaxed),
-                queue: c.mailbox.depth() as u64,
-                queue_max: c.mailbox.capacity() as u64,
-            })
-        })
-        .collect()
-}
-
 fn stats(ctx: &Ctx) -> Stats {
-    let r = &ctx.registry;
-    let s = r.stats();
+    let server = &ctx.server;
+    let s = &server.stats;
     let get = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
     Stats {
         server: crate::SERVER_ID.to_owned(),
         pid: std::process::id(),
-        uptime_ms: ctx.started.elapsed().as_millis() as u64,
-        connections: r.connections() as u64,
-        users: r.list().len() as u64,
+        uptime_ms: server.started.elapsed().as_millis() as u64,
+        connections: server.conns.len() as u64,
+        users: server.directory.list(Audience::Everyone).len() as u64,
         accepted: get(&s.accepted),
         refused: get(&s.refused),
         messages: get(&s.messages),
@@ -244,21 +205,21 @@ fn stats(ctx: &Ctx) -> Stats {
 }
 
 /// Streams events to the peer until it closes the connection or the server stops.
-async fn watch(mut stream: UnixStream, ctx: &Ctx, peer: &Peer, stop: CancellationToken) {
+async fn watch(mut conn: Connection<UnixStream>, ctx: &Ctx, peer: &Peer, stop: CancellationToken) {
     // Subscribe before answering, so that every event after `watching` reaches the peer.
-    let mut watcher = ctx.registry.events().subscribe();
-    if send(&mut stream, &Response::Watching).await.is_err() {
+    let mut watcher = ctx.server.events.subscribe();
+    put(&mut conn, &Response::Watching);
+    if conn.write_all().await.is_err() {
         return;
     }
     info!(admin_uid = peer.uid, "admin watching");
-    let mut sink = [0u8; 512];
     loop {
         let reply = tokio::select! {
             _ = stop.cancelled() => return,
             // Input after `watch` is ignored; reading it notices the peer leaving at once.
-            r = stream.read(&mut sink) => match r {
-                Ok(0) | Err(_) => break,
-                Ok(_) => continue,
+            r = poll_fn(|cx| conn.poll_serve(cx, &mut ())) => match r {
+                Ok(Read::Data(_)) => continue,
+                _ => break,
             },
             ev = watcher.rx.recv() => match ev {
                 Ok(ev) => Response::Event(ev),
@@ -266,7 +227,8 @@ async fn watch(mut stream: UnixStream, ctx: &Ctx, peer: &Peer, stop: Cancellatio
                 Err(RecvError::Closed) => return,
             },
         };
-        if send(&mut stream, &reply).await.is_err() {
+        put(&mut conn, &reply);
+        if conn.write_all().await.is_err() {
             break;
         }
     }

@@ -1,162 +1,167 @@
 //! Serving one request line: the protocol's answers, for a session's [`Core`].
 //!
-//! Everything here is synchronous and writes its reply into the session's output buffer; what
-//! goes to other users goes through the registry. Broadcasts are the one exception to "answer
-//! at once": those of one read chunk are gathered into a [`Run`] and queued to everyone
-//! together, and any other reply first flushes the run so replies keep request order. Split
-//! from `session.rs`, which keeps the connection's life (its loop, reading, writing, closing).
+//! Everything here is synchronous and writes its answer into the connection's output buffer;
+//! what goes to other users goes through the directory. Broadcasts are the one exception to
+//! "answer at once": those of one read are gathered into the session's pending [`Run`] and
+//! fanned out together at the end of the read. Every answer is written through
+//! [`Core::answer`], which fans out the pending run first, so answers keep request order by
+//! construction: nothing else here touches the output buffer.
 
-use super::{Core, OUT_HIGH_WATER};
-use crate::registry::{DeliverError, JoinError};
+use super::Core;
+use super::phase::{Close, Phase};
+use crate::connection::Handler;
+use crate::directory::{Audience, ClaimError, Delivery, Lines};
+use crate::stats::Stats;
 use bytes::Bytes;
 use proto::codec::Frame;
 use proto::request::{self, Parsed, Raw, Request, Target};
-use proto::{ByeReason, ErrorCode, LeaveReason, Name, encode};
+use proto::{ErrorCode, Name, encode};
 use std::time::Instant;
 use tracing::info;
 
-impl Core {
+/// One read's lines as they are served: the clock, read once, and the counts, added to the
+/// shared counters once at the end so that sessions on different cores do not fight over
+/// those cache lines for every message.
+pub(super) struct Batch {
+    now: Instant,
+    /// Wall-clock milliseconds, the `ts` of this read's messages.
+    ts: u64,
+    bytes: usize,
+    messages: u64,
+    delivered: u64,
+}
+
+impl Handler for Core {
+    type Batch = Batch;
+
+    fn begin_batch(&mut self, bytes: usize) -> Batch {
+        Batch {
+            now: Instant::now(),
+            ts: crate::now_ms(),
+            bytes,
+            messages: 0,
+            delivered: 0,
+        }
+    }
+
     /// `max` is the limit this connection's decoder enforces (a reload changes it only for
     /// new connections), so `too_large` names the limit that applied.
-    pub(super) fn on_frame(&mut self, frame: Frame<'_>, max: usize, now: Instant, ts: u64) {
-        if self.closing.is_some() {
-            // Lines after `logout` (or a close) in the same read are not served.
-            return;
-        }
-        if self.out.len() >= OUT_HIGH_WATER || self.deferred.is_some() {
-            // One read chunk can hold hundreds of requests with large replies (`users` on a
-            // big server): past the high-water mark the rest wait, copied, for the client to
-            // read, and nothing more is read meanwhile (see `serve_deferred`).
-            let line = match frame {
-                Frame::Line(line) => Some(line.into()),
-                Frame::TooLong => None,
-            };
-            self.deferred.get_or_insert_default().push_back(line);
-            return;
-        }
-        self.serve_frame(frame, max, now, ts);
-    }
-
-    /// Serves the lines deferred by [`Core::on_frame`], in order, while the output buffer has
-    /// room.
-    pub(super) fn serve_deferred(&mut self, max: usize, now: Instant, ts: u64) {
-        while self.out.len() < OUT_HIGH_WATER && self.closing.is_none() {
-            let Some(deferred) = &mut self.deferred else {
-                break;
-            };
-            let Some(line) = deferred.pop_front() else {
-                break;
-            };
-            if deferred.is_empty() {
-                self.deferred = None;
-            }
-            match line {
-                Some(line) => self.serve_frame(Frame::Line(&line), max, now, ts),
-                None => self.serve_frame(Frame::TooLong, max, now, ts),
-            }
-        }
-        if self.closing.is_some() {
-            self.deferred = None;
-        }
-        self.flush_broadcasts();
-    }
-
-    fn serve_frame(&mut self, frame: Frame<'_>, max: usize, now: Instant, ts: u64) {
+    fn frame(&mut self, b: &mut Batch, frame: Frame<'_>, max: usize, out: &mut Vec<u8>) {
         match frame {
             Frame::TooLong => {
-                self.error(
-                    None,
-                    ErrorCode::TooLarge,
-                    &format!("line longer than {max} bytes; it was discarded"),
-                );
+                let msg = format!("line longer than {max} bytes; it was discarded");
+                self.error(b, out, None, ErrorCode::TooLarge, &msg);
             }
             Frame::Line(line) => match request::parse(line) {
                 Ok(None) => {}
-                Ok(Some(parsed)) => self.serve(parsed, now, ts),
-                Err(e) => self.error(e.id, e.code, &e.message),
+                Ok(Some(parsed)) => self.serve(b, parsed, out),
+                Err(e) => self.error(b, out, e.id, e.code, &e.message),
             },
         }
     }
 
-    fn error(&mut self, id: Option<Raw<'_>>, code: ErrorCode, message: &str) {
-        self.flush_broadcasts();
-        info!(peer = %self.guard.conn.peer, user = %self.user(), %code, "error reply");
-        self.registry().stats().error(code);
-        self.registry()
-            .events()
-            .error(self.guard.conn.peer, self.name.as_ref(), code);
-        encode::error(&mut self.out, id, code, message);
+    /// No broadcast waits for more input.
+    fn end_batch(&mut self, mut b: Batch, out: &mut Vec<u8>) {
+        self.fan_out_pending(&mut b, out);
+        self.guard.conn.record_batch(b.now, b.messages);
+        let stats = &self.guard.server.stats;
+        Stats::add(&stats.bytes_in, b.bytes as u64);
+        Stats::add(&stats.messages, b.messages);
+        Stats::add(&stats.delivered, b.delivered);
     }
 
-    fn serve(&mut self, Parsed { id, request }: Parsed<'_>, now: Instant, ts: u64) {
-        if !matches!(
-            request,
-            Request::Msg {
-                to: Target::All,
-                ..
-            }
-        ) {
-            self.flush_broadcasts();
-        }
+    fn open(&self) -> bool {
+        self.phase.is_open()
+    }
+}
+
+impl Core {
+    /// The output buffer, for an answer: the broadcasts gathered before this request go out
+    /// (with their own answers) first.
+    fn answer<'o>(&mut self, b: &mut Batch, out: &'o mut Vec<u8>) -> &'o mut Vec<u8> {
+        self.fan_out_pending(b, out);
+        out
+    }
+
+    fn error(
+        &mut self,
+        b: &mut Batch,
+        out: &mut Vec<u8>,
+        id: Option<Raw<'_>>,
+        code: ErrorCode,
+        message: &str,
+    ) {
+        let out = self.answer(b, out);
+        let peer = self.guard.conn.peer;
+        info!(%peer, user = %self.user(), %code, "error reply");
+        let server = self.server();
+        server.stats.error(code);
+        server.events.error(peer, self.guard.conn.name(), code);
+        encode::error(out, id, code, message);
+    }
+
+    fn serve(&mut self, b: &mut Batch, Parsed { id, request }: Parsed<'_>, out: &mut Vec<u8>) {
         match request {
-            Request::Ping => encode::ok(&mut self.out, id),
-            Request::Login { name, password } => self.login(id, &name, password.as_deref()),
+            Request::Ping => encode::ok(self.answer(b, out), id),
+            Request::Login { name, password } => self.login(b, out, id, &name, password.as_deref()),
             Request::Msg { to, body, from } => {
-                let Some(me) = self.name.clone() else {
-                    return self.not_logged_in(id);
+                let Some(me) = self.phase.name().cloned() else {
+                    return self.not_logged_in(b, out, id);
                 };
                 if let Some(from) = from.filter(|f| !f.eq_ignore_ascii_case(me.as_str())) {
                     let msg = format!("you are logged in as {me} and cannot send as {from}");
-                    return self.error(id, ErrorCode::Forbidden, &msg);
+                    return self.error(b, out, id, ErrorCode::Forbidden, &msg);
                 }
-                if let Err(wait) = self.rate.take(now) {
+                if let Err(wait) = self.rate.take(b.now) {
                     let msg = format!(
                         "over the limit of {} messages per second; nothing was delivered, retry in {} ms",
                         // This connection's limit: a reload applies only to new ones.
                         self.rate.rate(),
                         wait.as_millis().max(1)
                     );
-                    return self.error(id, ErrorCode::RateLimited, &msg);
+                    return self.error(b, out, id, ErrorCode::RateLimited, &msg);
                 }
-                self.send(id, &me, to, body, ts);
+                match to {
+                    Target::All => self.gather_broadcast(b, id, &me, body),
+                    Target::User(to) => self.send(b, out, id, &me, &to, body),
+                }
             }
             Request::Users => {
-                if self.name.is_none() {
-                    return self.not_logged_in(id);
+                if self.phase.name().is_none() {
+                    return self.not_logged_in(b, out, id);
                 }
-                let users = self.registry().list();
-                encode::ok_users(&mut self.out, id, users.iter().map(Name::as_str));
+                let users = self.server().directory.list(Audience::Everyone);
+                encode::ok_users(self.answer(b, out), id, users.iter().map(Name::as_str));
             }
             Request::Logout => {
-                let Some(user) = &self.name else {
-                    return self.not_logged_in(id);
+                let Some(user) = self.phase.name() else {
+                    return self.not_logged_in(b, out, id);
                 };
                 info!(peer = %self.guard.conn.peer, %user, "logged out");
-                encode::ok(&mut self.out, id);
-                self.begin_close(
-                    Some((ByeReason::Logout, None)),
-                    LeaveReason::Logout,
-                    false,
-                    now,
-                );
+                encode::ok(self.answer(b, out), id);
+                self.begin_close(Close::Logout, b.now);
             }
         }
     }
 
-    fn not_logged_in(&mut self, id: Option<Raw<'_>>) {
-        self.error(
-            id,
-            ErrorCode::NotLoggedIn,
-            "log in first: {\"type\":\"login\",\"from\":\"NAME\"}",
-        );
+    fn not_logged_in(&mut self, b: &mut Batch, out: &mut Vec<u8>, id: Option<Raw<'_>>) {
+        let msg = "log in first: {\"type\":\"login\",\"from\":\"NAME\"}";
+        self.error(b, out, id, ErrorCode::NotLoggedIn, msg);
     }
 
-    fn login(&mut self, id: Option<Raw<'_>>, name: &str, password: Option<&str>) {
-        if let Some(me) = &self.name {
+    fn login(
+        &mut self,
+        b: &mut Batch,
+        out: &mut Vec<u8>,
+        id: Option<Raw<'_>>,
+        name: &str,
+        password: Option<&str>,
+    ) {
+        if let Some(me) = self.phase.name() {
             let msg = format!("this connection is already logged in as {me}");
-            return self.error(id, ErrorCode::AlreadyLoggedIn, &msg);
+            return self.error(b, out, id, ErrorCode::AlreadyLoggedIn, &msg);
         }
-        if let Some(expected) = &self.shared.config.load().password
+        if let Some(expected) = &self.config().password
             && !password.is_some_and(|p| constant_time_eq(p.as_bytes(), expected.as_bytes()))
         {
             let msg = if password.is_some() {
@@ -164,128 +169,116 @@ impl Core {
             } else {
                 "this server requires a password"
             };
-            return self.error(id, ErrorCode::AuthFailed, msg);
+            return self.error(b, out, id, ErrorCode::AuthFailed, msg);
         }
         let name = match Name::new(name) {
             Ok(n) => n,
-            Err(e) => return self.error(id, ErrorCode::InvalidName, &e.to_string()),
+            Err(e) => return self.error(b, out, id, ErrorCode::InvalidName, &e.to_string()),
         };
-        let conn = self.conn().clone();
-        match self.registry().join(&conn, name.clone()) {
+        match self.server().claim(&self.guard.conn, name.clone()) {
             Ok(users) => {
                 info!(peer = %self.guard.conn.peer, user = %name, "logged in");
+                let users = users.iter().map(Name::as_str);
                 encode::ok_login(
-                    &mut self.out,
+                    self.answer(b, out),
                     id,
                     name.as_str(),
-                    users.iter().map(Name::as_str),
+                    users,
                     crate::SERVER_ID,
                 );
-                self.name = Some(name);
+                self.phase = Phase::LoggedIn(name);
             }
-            Err(JoinError::NameTaken) => {
+            Err(ClaimError::Taken) => {
                 let msg = format!("{name} is already logged in; choose another name");
-                self.error(id, ErrorCode::NameTaken, &msg);
+                self.error(b, out, id, ErrorCode::NameTaken, &msg);
             }
-            Err(JoinError::AlreadyLoggedIn) => {
-                self.error(
-                    id,
-                    ErrorCode::AlreadyLoggedIn,
-                    "this connection is already logged in",
-                );
+            Err(ClaimError::AlreadyLoggedIn) => {
+                let msg = "this connection is already logged in";
+                self.error(b, out, id, ErrorCode::AlreadyLoggedIn, msg);
             }
         }
     }
 
-    fn send(&mut self, id: Option<Raw<'_>>, me: &Name, to: Target<'_>, body: Raw<'_>, ts: u64) {
-        let delivered = match to {
-            Target::All => return self.gather_broadcast(id, me, body, ts),
-            Target::User(to) => {
-                match self
-                    .shared
-                    .registry
-                    .deliver_cached(&mut self.recipient, me, &to, body, ts)
-                {
-                    Ok(()) => 1,
-                    Err(DeliverError::UnknownUser) => {
-                        return self.error(
-                            id,
-                            ErrorCode::UnknownUser,
-                            &format!("{to} is not logged in"),
-                        );
-                    }
-                    Err(DeliverError::Busy) => {
-                        let msg = format!(
-                            "{to} is not reading fast enough; nothing was queued, try again later"
-                        );
-                        return self.error(id, ErrorCode::RecipientBusy, &msg);
-                    }
-                }
+    fn send(
+        &mut self,
+        b: &mut Batch,
+        out: &mut Vec<u8>,
+        id: Option<Raw<'_>>,
+        me: &Name,
+        to: &str,
+        body: Raw<'_>,
+    ) {
+        let server = &self.guard.server;
+        match server.directory.send(&mut self.route, me, to, body, b.ts) {
+            Delivery::Queued => {
+                b.messages += 1;
+                b.delivered += 1;
+                encode::ok_delivered(self.answer(b, out), id, 1);
             }
-        };
-        self.batch.messages += 1;
-        self.batch.delivered += delivered as u64;
-        encode::ok_delivered(&mut self.out, id, delivered);
+            Delivery::Unknown => {
+                let msg = format!("{to} is not logged in");
+                self.error(b, out, id, ErrorCode::UnknownUser, &msg);
+            }
+            Delivery::Busy => {
+                let msg =
+                    format!("{to} is not reading fast enough; nothing was queued, try again later");
+                self.error(b, out, id, ErrorCode::RecipientBusy, &msg);
+            }
+        }
     }
-}
 
-thread_local! {
-    /// The run being gathered by the session this worker is serving. It lives only inside one
-    /// synchronous read (flushed before the read returns), so no other session can meet it,
-    /// and it costs the session future nothing while idle.
-    static RUN: std::cell::Cell<Option<Box<Run>>> = const { std::cell::Cell::new(None) };
-}
-
-impl Core {
-    fn gather_broadcast(&mut self, id: Option<Raw<'_>>, me: &Name, body: Raw<'_>, ts: u64) {
-        let mut run = RUN.take().unwrap_or_default();
-        encode::msg_event_into(&mut run.events, me.as_str(), "*", body, ts);
+    fn gather_broadcast(&mut self, b: &Batch, id: Option<Raw<'_>>, me: &Name, body: Raw<'_>) {
+        let run = self.pending.get_or_insert_default();
+        encode::msg_event_into(&mut run.events, me.as_str(), "*", body, b.ts);
         run.ends.push(run.events.len());
         encode::ok_delivered_start(&mut run.oks, id);
         run.ok_ends.push(run.oks.len());
-        RUN.set(Some(run));
     }
 
-    /// Queues the gathered broadcasts for everyone at once and writes their `ok` replies.
-    /// Called before any other reply is written, so replies stay in request order, and at the
-    /// end of every read chunk, so no broadcast waits for more input.
-    pub(super) fn flush_broadcasts(&mut self) {
-        let Some(mut run) = RUN.take() else {
+    /// Fans the gathered broadcasts out to everyone at once and writes their answers.
+    fn fan_out_pending(&mut self, b: &mut Batch, out: &mut Vec<u8>) {
+        let Some(run) = self.pending.take() else {
             return;
         };
+        let Run {
+            mut events,
+            ends,
+            oks,
+            ok_ends,
+        } = *run;
         // Exact size: a recipient that stops reading holds these bytes for as long as its
         // queue keeps any line of the run, and grown-by-doubling slack would double that.
-        run.events.shrink_to_fit();
-        let events = Bytes::from(run.events);
-        let mut delivered = vec![0; run.ends.len()];
-        self.registry()
-            .broadcast(self.conn(), &events, &run.ends, &mut delivered);
+        events.shrink_to_fit();
+        let lines = Lines {
+            bytes: Bytes::from(events),
+            ends,
+        };
+        let conn = &self.guard.conn;
+        let delivered = self
+            .guard
+            .server
+            .directory
+            .fan_out(Some(conn), Audience::Everyone, &lines);
         let mut start = 0;
-        for (&end, &n) in run.ok_ends.iter().zip(&delivered) {
-            self.out.extend_from_slice(&run.oks[start..end]);
-            encode::ok_delivered_end(&mut self.out, n);
+        for (&end, &n) in ok_ends.iter().zip(&delivered) {
+            out.extend_from_slice(&oks[start..end]);
+            encode::ok_delivered_end(out, n);
             start = end;
         }
-        self.batch.messages += delivered.len() as u64;
-        self.batch.delivered += delivered.iter().sum::<usize>() as u64;
+        b.messages += delivered.len() as u64;
+        b.delivered += delivered.iter().sum::<usize>() as u64;
     }
 }
 
-/// Request lines read past the output buffer's high-water mark, in order; `None` stands for a
-/// line that was too long. At most one read chunk's worth, since nothing more is read while
-/// any wait.
-pub(super) type Deferred = std::collections::VecDeque<Option<Box<[u8]>>>;
-
-/// Broadcasts accepted from one read chunk and not yet queued. Queued together, they cost
-/// each recipient one lock and one shared reference for the whole run (see
-/// [`crate::registry::Registry::broadcast`]).
+/// Broadcasts accepted from one read and not yet fanned out. Fanned out together, they cost
+/// each recipient one lock and one shared reference for the whole run.
 #[derive(Default)]
 pub(super) struct Run {
     /// The `msg` events, back to back.
     events: Vec<u8>,
     /// Where each event ends in `events`.
     ends: Vec<usize>,
-    /// The `ok` replies, each up to its `delivered` count, back to back.
+    /// The `ok` answers, each up to its `delivered` count, back to back.
     oks: Vec<u8>,
     ok_ends: Vec<usize>,
 }
