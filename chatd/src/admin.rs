@@ -7,12 +7,10 @@
 //!
 //! - [`serve`]: the accept loop and the requests (users, kick, notice, stats, status, watch).
 //! - [`creds`]: the peer credential check.
-//! - [`events`]: the broadcast behind `chatctl watch`.
 //!
 //! The wire format is in `proto::admin` and `docs/ADMIN-PROTOCOL.md`.
 
 pub mod creds;
-pub mod events;
 pub mod serve;
 
 use proto::admin::{DefaultPathFacts, SYSTEM_SOCKET_DIR, default_socket_path};
@@ -23,7 +21,6 @@ use std::path::{Path, PathBuf};
 use tokio::net::UnixListener;
 use tracing::{info, warn};
 
-pub use events::{Events, Watcher};
 pub use serve::run;
 
 /// The socket file's mode: owner and group only.

@@ -9,7 +9,8 @@
 //! - [`session`]: one task per chat connection, and the protocol's answers.
 //! - [`mailbox`]: a session's bounded outgoing queue and its close requests.
 //! - [`listener`], [`accept`]: binding, the accept loop, the connection limit.
-//! - [`admin`]: the admin channel's Unix socket, credential check and event stream.
+//! - [`admin`]: the admin channel's Unix socket and credential check; [`events`], the
+//!   stream behind `chatctl watch`.
 //! - [`config`], [`config_file`], [`live`]: settings, the config file, the config in force.
 //! - [`rate`], [`stats`]: the per-session token bucket, server-wide counters.
 //!
@@ -25,6 +26,7 @@ pub mod connection;
 pub mod conns;
 pub mod daemon;
 pub mod directory;
+pub mod events;
 pub mod listener;
 pub mod live;
 pub mod logging;

@@ -5,9 +5,9 @@
 //! lines. [`Server::claim`] and [`Server::release`] are the one place a login or a leave is
 //! both put into the directory and told to the administrator.
 
-use crate::admin::Events;
 use crate::conns::{Conn, Conns};
 use crate::directory::{ClaimError, Directory};
+use crate::events::Events;
 use crate::live::Live;
 use crate::stats::Stats;
 use proto::{LeaveReason, Name};
