@@ -4,8 +4,8 @@
 //! [`Connection`] owns the stream, the line decoder, the output buffer with its high-water
 //! mark, the request lines deferred past that mark, and the lingering close. It offers what a
 //! session needs: serve the next batch of lines ([`Connection::poll_serve`]), write a reply
-//! into [`Connection::out`], flush ([`Connection::poll_write`]) and close after a last line
-//! ([`Connection::close`]). What a line means is the [`Handler`]'s business.
+//! into [`Connection::out`], flush ([`Connection::poll_write`]) and close with a last line (a
+//! `bye`, [`Connection::close`]). What a line means is the [`Handler`]'s business.
 //!
 //! Idle connections are most connections, so one holds no buffer while idle: a read goes
 //! into a stack buffer inside one synchronous poll and every complete line is served from
@@ -256,16 +256,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         poll_fn(|cx| self.poll_write(cx, |_| {})).await
     }
 
-    /// Ends the connection gracefully: sends our end of the stream, then discards what the
-    /// client still sends until it closes too, for at most `within`. Closing with unread
-    /// input would make the kernel reset the connection and could destroy the last lines
-    /// (the `bye`) before the client reads them. Pending output is not written: call
-    /// [`Connection::write_all`] first.
+    /// Ends the connection gracefully, all within `within`: writes what is pending (the last
+    /// lines, a `bye`), sends our end of the stream, then discards what the client still
+    /// sends until it closes too. Closing with unread input would make the kernel reset the
+    /// connection and could destroy those last lines before the client reads them.
     pub async fn close(&mut self, within: Duration) {
         let _ = tokio::time::timeout(within, async {
-            if poll_fn(|cx| Pin::new(&mut self.stream).poll_shutdown(cx))
-                .await
-                .is_ok()
+            if self.write_all().await.is_ok()
+                && poll_fn(|cx| Pin::new(&mut self.stream).poll_shutdown(cx))
+                    .await
+                    .is_ok()
             {
                 poll_fn(|cx| self.poll_discard(cx)).await;
             }
@@ -288,3 +288,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         Poll::Pending
     }
 }
+
+#[cfg(test)]
+#[path = "connection_tests.rs"]
+mod tests;

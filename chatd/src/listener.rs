@@ -97,9 +97,6 @@ async fn refuse(stream: TcpStream, max: usize) {
     let msg = format!("server is full ({max} connections); try again later");
     encode::error(out, None, ErrorCode::ServerFull, &msg);
     encode::bye(out, ByeReason::ServerFull, None);
-    let sent = tokio::time::timeout(REFUSE_TIMEOUT, conn.write_all()).await;
-    if matches!(sent, Ok(Ok(_))) {
-        conn.close(REFUSE_TIMEOUT).await;
-    }
+    conn.close(REFUSE_TIMEOUT).await;
     info!("refused connection closed");
 }

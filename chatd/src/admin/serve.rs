@@ -87,9 +87,7 @@ async fn connection(stream: UnixStream, ctx: Arc<Ctx>, stop: CancellationToken) 
         put(&mut conn, &error(AdminError::Forbidden, message));
         // Closing with its request unread would make the peer's write fail or its read see
         // a reset before it reads why it was turned away.
-        if conn.write_all().await.is_ok() {
-            conn.close(LINGER).await;
-        }
+        conn.close(LINGER).await;
         return;
     }
     debug!(uid = peer.uid, "admin connection");
