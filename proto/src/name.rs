@@ -19,12 +19,27 @@ pub enum NameError {
     Empty,
     #[error("name is {len} characters long; the limit is {MAX_NAME_LEN}")]
     TooLong { len: usize },
-    #[error("name contains {ch:?}; allowed are A-Z a-z 0-9 _ - .")]
+    #[error("name contains {}; allowed are A-Z a-z 0-9 _ - .", Shown(*ch))]
     BadChar { ch: char },
-    #[error("name starts with {ch:?}; a name may not start with - or .")]
+    #[error("name starts with {}; a name may not start with - or .", Shown(*ch))]
     BadStart { ch: char },
     #[error("`*` means everyone and is not a name")]
     Star,
+}
+
+/// A character as a person can read it in an error: quoted when it is visible, its code
+/// point (`U+200B`) when it is not, never a Rust escape such as `'\u{200b}'`.
+struct Shown(char);
+
+impl std::fmt::Display for Shown {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let quoted = format!("{:?}", self.0);
+        if quoted.contains('\\') {
+            write!(f, "U+{:04X}", u32::from(self.0))
+        } else {
+            f.write_str(&quoted)
+        }
+    }
 }
 
 /// Checks `s` against the naming rules.
@@ -142,6 +157,31 @@ impl fmt::Debug for NameKey {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_bad_character_is_shown_quoted_when_visible_and_by_code_point_when_not() {
+        let msg = |s: &str| validate(s).unwrap_err().to_string();
+        assert_eq!(
+            msg("a\u{200b}b"),
+            "name contains U+200B; allowed are A-Z a-z 0-9 _ - ."
+        );
+        assert_eq!(
+            msg("a\tb"),
+            "name contains U+0009; allowed are A-Z a-z 0-9 _ - ."
+        );
+        assert_eq!(
+            msg("a\u{202e}b"),
+            "name contains U+202E; allowed are A-Z a-z 0-9 _ - ."
+        );
+        assert_eq!(
+            msg("aéb"),
+            "name contains 'é'; allowed are A-Z a-z 0-9 _ - ."
+        );
+        assert_eq!(
+            msg("-a"),
+            "name starts with '-'; a name may not start with - or ."
+        );
+    }
 
     #[test]
     fn accepts_every_allowed_character_and_both_lengths() {

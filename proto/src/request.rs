@@ -157,6 +157,9 @@ pub fn parse(line: &[u8]) -> Result<Option<Parsed<'_>>, RequestError<'_>> {
     };
     let id = match env.id.filter(|raw| !is_null(*raw)) {
         Some(raw) if valid_id(raw) => Some(raw),
+        Some(raw) if raw.get().starts_with('"') => {
+            return Err(RequestError::bad(None, not_a_string(raw, "id")));
+        }
         Some(_) => {
             return Err(RequestError::bad(
                 None,
@@ -190,7 +193,7 @@ pub fn parse(line: &[u8]) -> Result<Option<Parsed<'_>>, RequestError<'_>> {
             let body = match env.body.filter(|raw| !is_null(*raw)) {
                 None => return Err(bad("missing field `body`")),
                 Some(raw) if str_field(raw).is_some() => raw,
-                Some(_) => return Err(bad("`body` must be a string")),
+                Some(raw) => return Err(RequestError::bad(id, not_a_string(raw, "body"))),
             };
             let from = optional_str(env.from, "from", id)?;
             Request::Msg { to, body, from }
@@ -260,8 +263,22 @@ fn optional_str<'a>(
         None => Ok(None),
         Some(r) => match str_field(r) {
             Some(s) => Ok(Some(s)),
-            None => Err(RequestError::bad(id, format!("`{field}` must be a string"))),
+            None => Err(RequestError::bad(id, not_a_string(r, field))),
         },
+    }
+}
+
+/// Why `raw`, which [`str_field`] refused, is not a string: not one at all, or one whose
+/// escapes do not decode (a lone UTF-16 surrogate such as `\ud800`, say).
+fn not_a_string(raw: Raw<'_>, field: &str) -> String {
+    let s = raw.get();
+    if s.starts_with('"') && s.to_ascii_lowercase().contains("\\ud") {
+        format!(
+            "`{field}` has a lone UTF-16 surrogate (an escape from \\ud800 to \\udfff without \
+             its pair); a character outside the BMP is escaped as a pair, such as \\ud83d\\ude00"
+        )
+    } else {
+        format!("`{field}` must be a string")
     }
 }
 
@@ -424,10 +441,24 @@ mod tests {
     }
 
     #[test]
-    fn a_body_with_a_lone_surrogate_is_refused() {
+    fn a_lone_surrogate_is_named_as_such() {
         let (_, code, msg) = err(r#"{"type":"msg","to":"b","body":"\ud800"}"#);
         assert_eq!(code, ErrorCode::BadRequest);
-        assert_eq!(msg, "`body` must be a string");
+        assert_eq!(
+            msg,
+            "`body` has a lone UTF-16 surrogate (an escape from \\ud800 to \\udfff without its \
+             pair); a character outside the BMP is escaped as a pair, such as \\ud83d\\ude00"
+        );
+        let (id, _, msg) = err(r#"{"type":"ping","id":"\uDC00x"}"#);
+        assert_eq!(id, None);
+        assert!(msg.starts_with("`id` has a lone UTF-16 surrogate"), "{msg}");
+        let (_, _, msg) = err(r#"{"type":"login","from":"\ud800"}"#);
+        assert!(
+            msg.starts_with("`from` has a lone UTF-16 surrogate"),
+            "{msg}"
+        );
+        let (_, _, msg) = err(r#"{"type":"msg","to":"b","body":"\q"}"#);
+        assert!(!msg.contains("surrogate"), "{msg}");
     }
 
     #[test]
