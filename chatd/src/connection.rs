@@ -122,6 +122,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         !self.out.is_empty() || self.unflushed
     }
 
+    /// True while lines read past the high-water mark wait to be served.
+    pub fn has_deferred(&self) -> bool {
+        self.deferred.is_some()
+    }
+
     /// True when deferred lines can be served now.
     pub fn can_serve_deferred(&self) -> bool {
         self.deferred.is_some() && self.has_room()

@@ -20,6 +20,7 @@ use proto::{ErrorCode, encode};
 use std::future::poll_fn;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::task::Poll;
 use std::time::Duration;
 use tokio::net::UnixStream;
 use tokio::sync::broadcast::error::RecvError;
@@ -56,19 +57,52 @@ pub async fn run(
     drop(admin);
 }
 
-/// The request lines of one read, copied out to be answered after it (`watch` awaits).
-#[derive(Default)]
-struct Requests(Vec<Option<Vec<u8>>>);
+/// Answers an admin connection's requests as they are read, into the connection's output
+/// buffer: the chat sessions' bound applies (past its high-water mark the rest of a read
+/// waits and nothing more is read), so a client that pipelines requests and never reads the
+/// answers holds a bounded amount of memory. `watch` ends the request phase.
+struct Answers<'a> {
+    ctx: &'a Ctx,
+    peer: &'a Peer,
+    watch: bool,
+}
 
-impl Handler for Requests {
+impl Handler for Answers<'_> {
     type Batch = ();
     fn begin_batch(&mut self, _: usize) {}
-    fn frame(&mut self, _: &mut (), frame: Frame<'_>, _max: usize, _out: &mut Vec<u8>) {
-        self.0.push(match frame {
-            Frame::Line(l) => Some(l.to_vec()),
-            Frame::TooLong => None,
-        });
+
+    fn frame(&mut self, _: &mut (), frame: Frame<'_>, _max: usize, out: &mut Vec<u8>) {
+        let reply = match frame {
+            Frame::TooLong => error(
+                AdminError::BadRequest,
+                format!("request longer than {MAX_ADMIN_LINE} bytes"),
+            ),
+            Frame::Line(l) if l.trim_ascii().is_empty() => return,
+            Frame::Line(l) => match serde_json::from_slice::<Request>(l) {
+                Ok(Request::Watch) => {
+                    self.watch = true;
+                    return;
+                }
+                Ok(req) => answer(self.ctx, self.peer, req),
+                Err(e) => error(
+                    AdminError::BadRequest,
+                    format!("not an admin request ({e}); see docs/ADMIN-PROTOCOL.md"),
+                ),
+            },
+        };
+        put(out, &reply);
     }
+
+    /// Input after `watch` is not served.
+    fn open(&self) -> bool {
+        !self.watch
+    }
+}
+
+/// What woke an admin connection.
+enum Wake {
+    Read(std::io::Result<Read>),
+    Wrote(std::io::Result<()>),
 }
 
 async fn connection(stream: UnixStream, ctx: Arc<Ctx>, stop: CancellationToken) {
@@ -84,42 +118,64 @@ async fn connection(stream: UnixStream, ctx: Arc<Ctx>, stop: CancellationToken) 
         let message = ctx.policy.refusal(&peer);
         let pid = peer.pid.map_or_else(|| "?".to_owned(), |p| p.to_string());
         warn!(uid = peer.uid, gid = peer.gid, %pid, "admin connection refused: {message}");
-        put(&mut conn, &error(AdminError::Forbidden, message));
+        put(conn.out(), &error(AdminError::Forbidden, message));
         // Closing with its request unread would make the peer's write fail or its read see
         // a reset before it reads why it was turned away.
         conn.close(LINGER).await;
         return;
     }
     debug!(uid = peer.uid, "admin connection");
+    let mut answers = Answers {
+        ctx: &ctx,
+        peer: &peer,
+        watch: false,
+    };
     loop {
-        let mut requests = Requests::default();
-        let read = tokio::select! {
+        if conn.can_serve_deferred() {
+            conn.serve_deferred(&mut answers);
+        }
+        if answers.watch && !conn.wants_write() {
+            return watch(conn, &ctx, &peer, stop).await;
+        }
+        let want_read = conn.wants_read() && !answers.watch;
+        // Stop is raced against writing too: a client that never reads must not hold up a
+        // shutdown.
+        let wake = tokio::select! {
             _ = stop.cancelled() => return,
-            r = poll_fn(|cx| conn.poll_serve(cx, &mut requests)) => r,
+            w = poll_fn(|cx| {
+                if conn.wants_write()
+                    && let Poll::Ready(r) = conn.poll_write(cx, |_| {})
+                {
+                    return Poll::Ready(Wake::Wrote(r));
+                }
+                if want_read && let Poll::Ready(r) = conn.poll_serve(cx, &mut answers) {
+                    return Poll::Ready(Wake::Read(r));
+                }
+                Poll::Pending
+            }) => w,
         };
-        if !matches!(read, Ok(Read::Data(_))) {
-            return;
-        }
-        for line in requests.0 {
-            let reply = match line {
-                None => error(
-                    AdminError::BadRequest,
-                    format!("request longer than {MAX_ADMIN_LINE} bytes"),
-                ),
-                Some(l) if l.trim_ascii().is_empty() => continue,
-                Some(l) => match serde_json::from_slice::<Request>(&l) {
-                    Ok(Request::Watch) => return watch(conn, &ctx, &peer, stop).await,
-                    Ok(req) => answer(&ctx, &peer, req),
-                    Err(e) => error(
-                        AdminError::BadRequest,
-                        format!("not an admin request ({e}); see docs/ADMIN-PROTOCOL.md"),
-                    ),
-                },
-            };
-            put(&mut conn, &reply);
-        }
-        if conn.write_all().await.is_err() {
-            return;
+        match wake {
+            Wake::Read(Ok(Read::Data(_))) | Wake::Wrote(Ok(())) => {}
+            Wake::Read(Ok(Read::Eof { .. })) => {
+                // Answers still owed go out first (`printf ... | nc -N` reads them after
+                // closing its side), within the drain timeout, as for a chat session.
+                let drain = async {
+                    while conn.has_deferred() || conn.wants_write() {
+                        conn.serve_deferred(&mut answers);
+                        if conn.write_all().await.is_err() {
+                            return;
+                        }
+                    }
+                    conn.close(LINGER).await;
+                };
+                let within = ctx.server.config.load().drain_timeout;
+                tokio::select! {
+                    _ = stop.cancelled() => {}
+                    _ = tokio::time::timeout(within, drain) => {}
+                }
+                return;
+            }
+            Wake::Read(Err(_)) | Wake::Wrote(Err(_)) => return,
         }
     }
 }
@@ -131,9 +187,8 @@ fn error(code: AdminError, message: impl Into<String>) -> Response {
     }
 }
 
-/// Queues one answer line on `conn`.
-fn put(conn: &mut Connection<UnixStream>, r: &Response) {
-    let out = conn.out();
+/// Writes one answer line into `out`.
+fn put(out: &mut Vec<u8>, r: &Response) {
     // Serialising these plain types into memory cannot fail.
     let _ = serde_json::to_writer(&mut *out, r);
     out.push(b'\n');
@@ -202,33 +257,41 @@ fn stats(ctx: &Ctx) -> Stats {
     }
 }
 
-/// Streams events to the peer until it closes the connection or the server stops.
+/// Streams events to the peer until it closes the connection or the server stops. A peer
+/// that does not read gets no more than the output bound: events wait in the broadcast
+/// channel meanwhile, and past its backlog the peer is told how many it missed.
 async fn watch(mut conn: Connection<UnixStream>, ctx: &Ctx, peer: &Peer, stop: CancellationToken) {
     // Subscribe before answering, so that every event after `watching` reaches the peer.
     let mut watcher = ctx.server.events.subscribe();
-    put(&mut conn, &Response::Watching);
-    if conn.write_all().await.is_err() {
-        return;
-    }
+    put(conn.out(), &Response::Watching);
     info!(admin_uid = peer.uid, "admin watching");
     loop {
+        let room = conn.has_room();
         let reply = tokio::select! {
             _ = stop.cancelled() => return,
             // Input after `watch` is ignored; reading it notices the peer leaving at once.
-            r = poll_fn(|cx| conn.poll_serve(cx, &mut ())) => match r {
-                Ok(Read::Data(_)) => continue,
+            w = poll_fn(|cx| {
+                if conn.wants_write()
+                    && let Poll::Ready(r) = conn.poll_write(cx, |_| {})
+                {
+                    return Poll::Ready(Wake::Wrote(r));
+                }
+                // Not past the output bound: the lines read would have to wait, copied.
+                if conn.wants_read() {
+                    return conn.poll_serve(cx, &mut ()).map(Wake::Read);
+                }
+                Poll::Pending
+            }) => match w {
+                Wake::Read(Ok(Read::Data(_))) | Wake::Wrote(Ok(())) => continue,
                 _ => break,
             },
-            ev = watcher.rx.recv() => match ev {
+            ev = watcher.rx.recv(), if room => match ev {
                 Ok(ev) => Response::Event(ev),
                 Err(RecvError::Lagged(missed)) => Response::Lagged { missed },
                 Err(RecvError::Closed) => return,
             },
         };
-        put(&mut conn, &reply);
-        if conn.write_all().await.is_err() {
-            break;
-        }
+        put(conn.out(), &reply);
     }
     debug!(admin_uid = peer.uid, "admin watch ended");
 }

@@ -1,0 +1,57 @@
+//! A hostile client must not stall, bloat or fool chatd: each attack replayed with bounded
+//! counts against the real binary, checking that chatd keeps serving everyone else.
+
+use e2e::{Chatd, Client};
+use std::os::fd::AsRawFd;
+use std::time::{Duration, Instant};
+use tokio::io::AsyncWriteExt;
+
+/// Bytes the kernel holds for us to read on `fd` (FIONREAD).
+fn unread(fd: &impl AsRawFd) -> usize {
+    let mut n: libc::c_int = 0;
+    // SAFETY: FIONREAD writes one int into `n`, which we own.
+    let rc = unsafe { libc::ioctl(fd.as_raw_fd(), libc::FIONREAD, &mut n) };
+    assert_eq!(rc, 0, "FIONREAD: {}", std::io::Error::last_os_error());
+    n as usize
+}
+
+/// An admin client watching events and never reading them used to hold up every shutdown for
+/// the whole drain timeout plus 2 s: its write waited outside the stop signal's `select!`.
+#[tokio::test]
+async fn an_admin_watcher_that_never_reads_does_not_delay_a_shutdown() {
+    let mut d = Chatd::start(&["--drain-timeout", "20s", "--rate", "0"]);
+    let mut watcher = tokio::net::UnixStream::connect(d.admin_socket())
+        .await
+        .unwrap();
+    watcher.write_all(b"{\"type\":\"watch\"}\n").await.unwrap();
+    // Every bad request is an error event for the watcher. Rounds of them until the socket
+    // between chatd and the watcher is full and stays full: chatd is then stuck writing.
+    let mut noisy = Client::connect(d.addr()).await;
+    let round = "x\n".repeat(2000);
+    let (mut last, mut same) = (0, 0);
+    for _ in 0..100 {
+        noisy.send_raw(round.as_bytes()).await;
+        for _ in 0..2000 {
+            assert_eq!(noisy.recv().await["code"], "bad_request");
+        }
+        let now = unread(&watcher);
+        same = if now == last { same + 1 } else { 0 };
+        last = now;
+        if same == 3 && now > 16_000 {
+            break;
+        }
+    }
+    assert!(
+        same == 3,
+        "the watcher's socket never filled ({last} bytes)"
+    );
+    let began = Instant::now();
+    d.signal("TERM");
+    let status = d.wait_exit();
+    assert_eq!(status.code(), Some(0), "{}", d.log().join("\n"));
+    assert!(
+        began.elapsed() < Duration::from_secs(5),
+        "the stop took {:?} with a watcher that does not read",
+        began.elapsed()
+    );
+}
