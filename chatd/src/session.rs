@@ -66,6 +66,7 @@ where
             phase: Phase::Connected,
             rate,
             full_since: None,
+            backlog_since: None,
             pending: None,
             route: Route::default(),
         },
@@ -96,6 +97,9 @@ struct Core {
     rate: TokenBucket,
     /// When the mailbox became full, as last reported by it.
     full_since: Option<Instant>,
+    /// Since when the output buffer has stayed at its high-water mark: the client does not
+    /// read its replies (pipelined `users`, say).
+    backlog_since: Option<Instant>,
     /// Broadcasts of this read not yet fanned out (see `requests.rs`). Boxed: most reads
     /// have none, and every byte here is paid by every idle connection.
     pending: Option<Box<requests::Run>>,
@@ -133,6 +137,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             if self.core.is_gone() || self.core.finished(&self.conn) {
                 break;
             }
+            self.core.note_backlog(self.conn.has_room());
             if self.conn.can_serve_deferred() {
                 // The write made room: serve what waits before anything else; no readiness
                 // event would come for it.
@@ -151,10 +156,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             let want_read = self.core.phase.is_open() && self.conn.wants_read();
             let want_write = self.conn.wants_write();
             let (conn, core) = (&mut self.conn, &mut self.core);
+            // Every turn spends from the task's budget, so a session whose mailbox is never
+            // empty still lets the other tasks of its worker run.
+            tokio::task::consume_budget().await;
+            // The client's own requests first: under a steady stream of lines from others,
+            // polling the mailbox first left them waiting (`pump` takes the lines each turn
+            // anyway; the mailbox's readiness only matters to wake an idle session).
             let wake = poll_fn(|cx| {
-                if core.guard.conn.mailbox.poll_ready(cx, room).is_ready() {
-                    return Poll::Ready(Wake::Mailbox);
-                }
                 if want_read && let Poll::Ready(r) = conn.poll_serve(cx, core) {
                     return Poll::Ready(Wake::Read(r));
                 }
@@ -162,6 +170,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                 let written = |n| Stats::add(&stats.bytes_out, n as u64);
                 if want_write && let Poll::Ready(r) = conn.poll_write(cx, written) {
                     return Poll::Ready(Wake::Wrote(r));
+                }
+                if core.guard.conn.mailbox.poll_ready(cx, room).is_ready() {
+                    return Poll::Ready(Wake::Mailbox);
                 }
                 if let Some(sleep) = &mut timer
                     && sleep.as_mut().poll(cx).is_ready()
@@ -278,7 +289,7 @@ impl Core {
             Phase::LoggedIn(_) => None,
         };
         let slow = self
-            .full_since
+            .stalled_since()
             .map(|t| t + self.config().slow_consumer_grace);
         match (login, slow) {
             (Some(a), Some(b)) => Some(a.min(b)),
@@ -304,11 +315,31 @@ impl Core {
             }
             Phase::Connected | Phase::LoggedIn(_) => {}
         }
-        if let Some(since) = self.full_since
-            && now >= since + self.config().slow_consumer_grace
-        {
-            info!(peer = %self.guard.conn.peer, user = %self.user(), "slow consumer: queue full too long, cutting off");
+        let grace = self.config().slow_consumer_grace;
+        let (peer, user) = (self.guard.conn.peer, self.user());
+        if self.full_since.is_some_and(|t| now >= t + grace) {
+            info!(%peer, %user, "slow consumer: queue full too long, cutting off");
             self.begin_close(Close::SlowConsumer, now);
+        } else if self.backlog_since.is_some_and(|t| now >= t + grace) {
+            info!(%peer, %user, "slow consumer: replies not read for too long, cutting off");
+            self.begin_close(Close::SlowConsumer, now);
+        }
+    }
+
+    /// Remembers since when the output buffer has been full (no `room`).
+    fn note_backlog(&mut self, room: bool) {
+        if room {
+            self.backlog_since = None;
+        } else if self.backlog_since.is_none() {
+            self.backlog_since = Some(Instant::now());
+        }
+    }
+
+    /// Since when the client has not kept up, by its queue or by its own replies.
+    fn stalled_since(&self) -> Option<Instant> {
+        match (self.full_since, self.backlog_since) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
         }
     }
 

@@ -55,3 +55,40 @@ async fn an_admin_watcher_that_never_reads_does_not_delay_a_shutdown() {
         began.elapsed()
     );
 }
+
+/// A client that pipelines requests and never reads the replies used to hold them (about
+/// 109 kB a connection) for ever: only a full queue counted as a slow consumer. Its own
+/// output staying at the high-water mark for the grace period now does too.
+#[tokio::test]
+async fn a_client_that_never_reads_its_replies_is_a_slow_consumer() {
+    let d = Chatd::start(&["--slow-consumer-grace", "1s", "--rate", "0"]);
+    let mut bob = Client::login(d.addr(), "bob").await;
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    // Keep what the kernel buffers for the hog small, so chatd's own buffer fills soon.
+    socket.set_recv_buffer_size(4096).unwrap();
+    let stream = socket.connect(d.addr()).await.unwrap();
+    let (_hog_rx, mut hog_tx) = stream.into_split();
+    hog_tx
+        .write_all(b"{\"type\":\"login\",\"from\":\"hog\"}\n")
+        .await
+        .unwrap();
+    assert_eq!(bob.recv().await["type"], "join");
+    // Replies of about 40 bytes each: enough of them to fill every buffer on the way. The
+    // writer blocks once chatd stops reading, and is dropped with the test.
+    let flood = tokio::spawn(async move {
+        let burst = "{\"type\":\"users\"}\n".repeat(10_000);
+        for _ in 0..30 {
+            if hog_tx.write_all(burst.as_bytes()).await.is_err() {
+                break;
+            }
+        }
+    });
+    let leave = bob.recv().await;
+    assert_eq!(
+        leave,
+        serde_json::json!({"type":"leave","user":"hog","reason":"slow_consumer"})
+    );
+    d.wait_logged("slow consumer: replies not read for too long, cutting off");
+    bob.expect_nothing_pending().await;
+    flood.abort();
+}
