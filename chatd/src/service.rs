@@ -9,7 +9,7 @@
 //! `MONOTONIC_USEC`, which newer systemd requires) then `READY=1` around a reload, and
 //! `STOPPING=1` when a stop begins. Without `NOTIFY_SOCKET` these are no-ops.
 
-use crate::config::Args;
+use crate::config::{Args, Reload};
 use crate::config_file::{self, render};
 use crate::live::Live;
 use crate::logging::Logging;
@@ -121,7 +121,7 @@ pub fn reload(args: &Args, live: &Live, logging: &Logging) {
             error!("reload failed, keeping the running configuration: {e}");
             "reload failed; running with the previous configuration"
         }
-        Ok(mut new) => {
+        Ok(new) => {
             let old = live.get();
             for key in needs_restart(&render(&old), &render(&new)) {
                 let what = if key == "listen" {
@@ -132,10 +132,7 @@ pub fn reload(args: &Args, live: &Live, logging: &Logging) {
                 warn!(key = %key, "{what} changed; restart chatd to apply");
             }
             // What cannot change keeps its running value, so the live config stays true.
-            new.listen = old.listen.clone();
-            new.admin_socket = old.admin_socket.clone();
-            new.daemon = old.daemon;
-            new.pid_file = old.pid_file.clone();
+            let new = new.keeping(Reload::Restart, &old);
             let changes = diff(&render(&old), &render(&new));
             match logging.apply(&new) {
                 Err(e) => {

@@ -114,3 +114,21 @@ async fn the_running_daemon_uses_the_file_and_flags_win() {
         vec![json!({"type":"bye","reason":"timeout"})]
     );
 }
+
+#[test]
+fn check_config_shows_the_keepalive_interval_even_with_keepalive_off() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write(
+        dir.path(),
+        "keepalive = \"0\"\nkeepalive_interval = \"3s\"\n",
+    );
+    let (code, out, err) = run_bin("chatd", &["--config", &cfg, "--check-config"], |_| {});
+    assert_eq!((code, err.as_str()), (0, ""));
+    for line in [
+        "keepalive = \"0s\"",
+        "keepalive_interval = \"3s\"",
+        "keepalive_retries = 3",
+    ] {
+        assert!(out.lines().any(|l| l == line), "no {line:?} in\n{out}");
+    }
+}
