@@ -5,9 +5,9 @@
 //! (`"5s"`). Unknown keys are errors, so a typo never passes silently. Every error is one line naming the file, the key and, where
 //! toml knows it, the line, because it lands in a terminal or the journal where a
 //! multi-line caret report is noise. The same [`load`] serves start-up, `--check-config`
-//! and SIGHUP reloads; [`render`] writes settings back as the file's text.
+//! and SIGHUP reloads; [`render`] and [`changes`] write settings back as the file's text.
 
-use crate::config::{Args, Config, ConfigError, KEYS, Layer, Settings};
+use crate::config::{Args, Config, ConfigError, KEYS, Layer, Reload, Settings};
 use std::io;
 use std::path::{Path, PathBuf};
 
@@ -200,6 +200,40 @@ pub fn render(c: &Config) -> String {
             None => out += &format!("# {key} is not set\n"),
         }
     }
+    out
+}
+
+/// A setting whose value differs between two configs, for the reload's log.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Change {
+    pub key: &'static str,
+    pub reload: Reload,
+    /// The values as [`render`] writes them, `(not set)` for none.
+    pub from: String,
+    pub to: String,
+}
+
+/// Every setting whose value differs from `old` in `new`, compared as typed values, in key
+/// order.
+pub fn changes(old: &Settings, new: &Settings) -> Vec<Change> {
+    let (from, to) = (written(old), written(new));
+    let text = |written: &[(&str, Option<String>)], key: &str| {
+        let value = written.iter().find(|(k, _)| *k == key);
+        value
+            .and_then(|(_, v)| v.clone())
+            .unwrap_or_else(|| "(not set)".into())
+    };
+    let mut out: Vec<Change> = old
+        .changed(new)
+        .into_iter()
+        .map(|(key, reload)| Change {
+            key,
+            reload,
+            from: text(&from, key),
+            to: text(&to, key),
+        })
+        .collect();
+    out.sort_by_key(|c| c.key);
     out
 }
 

@@ -272,3 +272,53 @@ fn what_fails_only_under_the_flags_names_the_flag() {
         "--keepalive-interval: keepalive needs an interval above 0s and at least 1 retry"
     );
 }
+
+#[test]
+fn changes_name_each_key_with_its_values_and_how_a_reload_applies_it() {
+    let old = Settings {
+        max_clients: 5,
+        ..Settings::default()
+    };
+    let new = Settings {
+        listen: vec!["127.0.0.1:1".parse().unwrap()],
+        max_clients: 6,
+        log_dir: Some("/x".into()),
+        ..Settings::default()
+    };
+    let c = changes(&old, &new);
+    let keys: Vec<_> = c.iter().map(|c| c.key).collect();
+    assert_eq!(keys, ["listen", "log_dir", "max_clients"]);
+    assert_eq!(c[0].reload, Reload::Restart);
+    assert_eq!(c[0].to, "[\"127.0.0.1:1\"]");
+    assert_eq!(
+        (c[1].from.as_str(), c[1].to.as_str()),
+        ("(not set)", "\"/x\"")
+    );
+    assert_eq!((c[2].from.as_str(), c[2].to.as_str()), ("5", "6"));
+    assert_eq!((c[1].reload, c[2].reload), (Reload::AtOnce, Reload::AtOnce));
+    assert_eq!(changes(&new, &new), []);
+}
+
+#[test]
+fn every_key_that_needs_a_restart_is_named_and_keeps_its_running_value() {
+    let running = Config::default();
+    let s = Settings {
+        daemon: true,
+        pid_file: Some("/p".into()),
+        admin_socket: Some("/b".into()),
+        rate: 2.0,
+        ..Settings::default()
+    };
+    let restart: Vec<_> = changes(&running.settings, &s)
+        .into_iter()
+        .filter(|c| c.reload == Reload::Restart)
+        .map(|c| c.key)
+        .collect();
+    assert_eq!(restart, ["admin_socket", "daemon", "pid_file"]);
+    let kept = Config::new(s, None)
+        .unwrap()
+        .keeping(Reload::Restart, &running);
+    assert_eq!((kept.daemon, &kept.pid_file), (false, &None));
+    assert_eq!(kept.rate, 2.0);
+    assert_eq!(changes(&running.settings, &kept.settings).len(), 1);
+}

@@ -10,8 +10,9 @@
 //! - `Settings`: every setting's effective value, a layer over the defaults. A setting without
 //!   a default stays an `Option` here.
 //! - `KEYS`, and the few loops over every setting: layering (`Layer::or`), applying the
-//!   defaults (`Layer::resolve`), rebasing relative paths, and keeping the running value of
-//!   the settings a reload cannot change.
+//!   defaults (`Layer::resolve`), rebasing relative paths, comparing two `Settings` key by
+//!   key with `PartialEq`, and keeping the running value of the settings a reload cannot
+//!   change.
 
 /// See the module doc; the table is in `settings.rs`.
 macro_rules! settings {
@@ -94,6 +95,14 @@ macro_rules! settings {
             /// Back to a layer, setting every key that has a value.
             pub fn to_layer(&self) -> Layer {
                 Layer { $( $name: settings!(@layer self.$name $(, $default)?), )* }
+            }
+
+            /// The keys whose value differs in `new`, in table order, each with how a reload
+            /// applies it.
+            pub fn changed(&self, new: &Settings) -> Vec<(&'static str, Reload)> {
+                let mut out = Vec::new();
+                $( if self.$name != new.$name { out.push((stringify!($name), Reload::$reload)); } )*
+                out
             }
 
             /// Takes `running`'s value of every setting a reload applies as `reload`.
