@@ -2,7 +2,9 @@
 //!
 //! The file is a [`Layer`], the same type the flags fill: its keys are the flags' names with
 //! underscores (`--max-line-bytes` is `max_line_bytes`), durations are humantime strings
-//! (`"5s"`). Unknown keys are errors, so a typo never passes silently. Every error is one line naming the file, the key and, where
+//! (`"5s"`), and relative paths in it are taken from the file's own directory (flags are
+//! made absolute against the working directory by `main`). Unknown keys are errors, so a
+//! typo never passes silently. Every error is one line naming the file, the key and, where
 //! toml knows it, the line, because it lands in a terminal or the journal where a
 //! multi-line caret report is noise. The same [`load`] serves start-up, `--check-config`
 //! and SIGHUP reloads; [`render`] and [`changes`] write settings back as the file's text.
@@ -63,7 +65,8 @@ pub fn load(args: &Args) -> Result<Config, LoadError> {
     };
     let file = match std::fs::read_to_string(&path) {
         Ok(text) => {
-            let file = parse(&path, &text)?;
+            let mut file = parse(&path, &text)?;
+            file.rebase(&directory_of(&path));
             file.clone()
                 .resolve()
                 .check()
@@ -96,6 +99,12 @@ pub fn load(args: &Args) -> Result<Config, LoadError> {
         }
     })?;
     Ok(Config::build(settings, password, config_file))
+}
+
+/// The absolute directory of the config file, which its relative paths start from.
+fn directory_of(path: &Path) -> PathBuf {
+    let path = std::path::absolute(path).unwrap_or_else(|_| path.to_owned());
+    path.parent().map(Path::to_owned).unwrap_or_default()
 }
 
 /// A check that failed on a value from the file: name the key, not the flag.

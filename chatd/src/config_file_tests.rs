@@ -206,6 +206,26 @@ fn the_packaged_conffile_comments_out_every_key_with_its_default() {
 }
 
 #[test]
+fn relative_paths_in_the_file_start_from_its_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::create_dir(d.join("secrets")).unwrap();
+    std::fs::write(d.join("secrets/pw"), "s3cret\n").unwrap();
+    let text =
+        "password_file = \"secrets/pw\"\nlog_dir = \"./logs\"\npid_file = \"../chatd.pid\"\n";
+    let c = load_in(d, text, &[]).unwrap();
+    assert_eq!(c.password.as_deref(), Some("s3cret"));
+    assert_eq!(c.log_dir, Some(d.join("logs")));
+    assert_eq!(c.pid_file, Some(d.join("../chatd.pid")));
+    assert_eq!(c.settings.password_file, Some(d.join("secrets/pw")));
+    // Flags are made absolute by main, against the working directory; an absolute path in
+    // the file is left as it is.
+    let c = load_in(d, "log_dir = \"/var/log/chatd\"\n", &["--pid-file", "p"]).unwrap();
+    assert_eq!(c.log_dir.as_deref(), Some(Path::new("/var/log/chatd")));
+    assert_eq!(c.pid_file.as_deref(), Some(Path::new("p")));
+}
+
+#[test]
 fn every_key_as_check_config_writes_it_loads_back() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();

@@ -81,7 +81,8 @@ impl Detach {
 
 /// Makes the paths given as flags absolute against the working directory, so they keep
 /// meaning the same file after the daemon changes directory to `/` (and on reload). Paths in
-/// the config file should be absolute already: it is read from anywhere.
+/// the config file are taken from the file's own directory instead (see
+/// [`crate::config_file`]).
 pub fn absolute_paths(args: &mut crate::config::Args) {
     let Ok(cwd) = std::env::current_dir() else {
         // No working directory to be relative to: the paths cannot be opened either way.
