@@ -13,12 +13,15 @@ pub(crate) mod values;
 pub use settings::{KEYS, Layer, Reload, Settings};
 
 use clap::Parser;
+use std::io;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// Smallest accepted `max_line_bytes`: room for any login or error line.
 pub const MIN_MAX_LINE_BYTES: usize = 128;
+/// Longest Unix socket path: `sun_path` holds 108 bytes with the terminating NUL.
+pub const MAX_SOCKET_PATH: usize = 107;
 
 const EXIT_CODES: &str = "\
 Exit status:
@@ -257,6 +260,60 @@ impl Settings {
         }
         Ok(())
     }
+
+    /// Checks that the paths chatd creates things in can hold them: what `--check-config`
+    /// can tell before start-up finds out. Permissions are not checked, since the check may
+    /// run as another user than the service.
+    pub fn check_paths(&self) -> Result<(), ConfigError> {
+        if let Some(dir) = &self.log_dir
+            && let Some(file) = not_a_directory(dir)
+        {
+            return Err(invalid(
+                "log_dir",
+                format!(
+                    "cannot hold log files: {} is not a directory",
+                    file.display()
+                ),
+            ));
+        }
+        if let Some(socket) = &self.admin_socket {
+            let len = socket.as_os_str().len();
+            if len > MAX_SOCKET_PATH {
+                return Err(invalid(
+                    "admin_socket",
+                    format!(
+                        "{} is {len} bytes long; a Unix socket path has at most {MAX_SOCKET_PATH}",
+                        socket.display()
+                    ),
+                ));
+            }
+            if let Some(file) = socket.parent().and_then(not_a_directory) {
+                return Err(invalid(
+                    "admin_socket",
+                    format!("cannot be created: {} is not a directory", file.display()),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The nearest of `path` and its parents that exists, when that is not a directory: then
+/// nothing can be created at `path` (chatd creates missing directories itself).
+fn not_a_directory(path: &Path) -> Option<&Path> {
+    for p in path.ancestors() {
+        match std::fs::metadata(p) {
+            Ok(md) => return (!md.is_dir()).then_some(p),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
+                ) => {}
+            // Unreadable (say, a parent we may not search): the service may do better.
+            Err(_) => return None,
+        }
+    }
+    None
 }
 
 #[cfg(test)]

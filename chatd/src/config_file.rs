@@ -67,9 +67,10 @@ pub fn load(args: &Args) -> Result<Config, LoadError> {
         Ok(text) => {
             let mut file = parse(&path, &text)?;
             file.rebase(&directory_of(&path));
-            file.clone()
-                .resolve()
+            let alone = file.clone().resolve();
+            alone
                 .check()
+                .and_then(|()| alone.check_paths())
                 .map_err(|e| in_file(&path, e))?;
             Some(file)
         }
@@ -91,6 +92,7 @@ pub fn load(args: &Args) -> Result<Config, LoadError> {
         && !args.settings.sets("password_file");
     let settings = args.settings.clone().or(file.unwrap_or_default()).resolve();
     settings.check()?;
+    settings.check_paths()?;
     let password = settings.password().map_err(|e| {
         if password_from_file {
             in_file(&path, e)

@@ -294,6 +294,36 @@ fn what_fails_only_under_the_flags_names_the_flag() {
 }
 
 #[test]
+fn paths_that_cannot_hold_what_chatd_creates_are_named_by_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("f"), "").unwrap();
+    let f = d.join("f");
+    assert_eq!(
+        load_in(d, "log_dir = \"f\"\n", &[]).unwrap_err(),
+        format!(
+            "FILE: log_dir: cannot hold log files: {} is not a directory",
+            f.display()
+        )
+    );
+    assert_eq!(
+        load_in(d, "admin_socket = \"f/admin.sock\"\n", &[]).unwrap_err(),
+        format!(
+            "FILE: admin_socket: cannot be created: {} is not a directory",
+            f.display()
+        )
+    );
+    let flag = f.join("logs");
+    assert_eq!(
+        load_in(d, "", &["--log-dir", flag.to_str().unwrap()]).unwrap_err(),
+        format!(
+            "--log-dir: cannot hold log files: {} is not a directory",
+            f.display()
+        )
+    );
+}
+
+#[test]
 fn changes_name_each_key_with_its_values_and_how_a_reload_applies_it() {
     let old = Settings {
         max_clients: 5,

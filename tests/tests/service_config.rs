@@ -203,3 +203,20 @@ fn a_daemon_finds_the_files_relative_paths_after_leaving_its_directory() {
         "pid file left behind"
     );
 }
+
+#[test]
+fn check_config_refuses_a_log_dir_that_is_a_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("not-a-dir");
+    std::fs::write(&file, "").unwrap();
+    let cfg = write(dir.path(), "log_dir = \"not-a-dir\"\n");
+    let (code, out, err) = run_bin("chatd", &["--config", &cfg, "--check-config"], |_| {});
+    assert_eq!((code, out.as_str()), (2, ""));
+    assert_eq!(
+        err,
+        format!(
+            "chatd: {cfg}: log_dir: cannot hold log files: {} is not a directory\n",
+            file.display()
+        )
+    );
+}

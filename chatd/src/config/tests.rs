@@ -146,3 +146,53 @@ fn relative_paths_are_rebased_and_absolute_ones_kept() {
     assert_eq!(a.pid_file.as_deref(), Some(Path::new("/run/p")));
     assert_eq!(a.listen.as_ref().unwrap().len(), 1);
 }
+
+/// `check_paths` of the settings `argv` gives, as the error text.
+fn check_paths(argv: &[&str]) -> Result<(), String> {
+    let c = parse(argv).unwrap();
+    c.settings.check_paths().map_err(|e| e.to_string())
+}
+
+#[test]
+fn a_log_dir_must_be_a_directory_or_creatable() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("f");
+    std::fs::write(&file, "").unwrap();
+    let (d, f) = (dir.path().to_str().unwrap(), file.to_str().unwrap());
+    assert_eq!(check_paths(&["--log-dir", d]), Ok(()));
+    assert_eq!(
+        check_paths(&["--log-dir", &format!("{d}/new/logs")]),
+        Ok(())
+    );
+    let expected = format!("--log-dir: cannot hold log files: {f} is not a directory");
+    assert_eq!(check_paths(&["--log-dir", f]), Err(expected.clone()));
+    assert_eq!(
+        check_paths(&["--log-dir", &format!("{f}/logs")]),
+        Err(expected)
+    );
+}
+
+#[test]
+fn an_admin_socket_needs_a_directory_and_a_short_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("f");
+    std::fs::write(&file, "").unwrap();
+    let (d, f) = (dir.path().to_str().unwrap(), file.to_str().unwrap());
+    assert_eq!(
+        check_paths(&["--admin-socket", &format!("{d}/run/admin.sock")]),
+        Ok(())
+    );
+    assert_eq!(
+        check_paths(&["--admin-socket", &format!("{f}/admin.sock")]),
+        Err(format!(
+            "--admin-socket: cannot be created: {f} is not a directory"
+        ))
+    );
+    let long = format!("/tmp/{}/admin.sock", "d".repeat(100));
+    assert_eq!(
+        check_paths(&["--admin-socket", &long]),
+        Err(format!(
+            "--admin-socket: {long} is 116 bytes long; a Unix socket path has at most 107"
+        ))
+    );
+}
