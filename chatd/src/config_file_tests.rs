@@ -372,3 +372,26 @@ fn every_key_that_needs_a_restart_is_named_and_keeps_its_running_value() {
     assert_eq!(kept.rate, 2.0);
     assert_eq!(changes(&running.settings, &kept.settings).len(), 1);
 }
+
+#[test]
+fn the_readme_table_shows_every_key_with_its_default_and_reload() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md");
+    let readme = std::fs::read_to_string(path).unwrap();
+    let section = readme.split("\n## Configuration\n").nth(1).unwrap();
+    let section = section.split("\n## ").next().unwrap();
+    let rows: Vec<Vec<&str>> = section
+        .lines()
+        .filter_map(|l| l.strip_prefix("| `"))
+        .map(|l| l.splitn(4, " | ").collect())
+        .collect();
+    let keys: Vec<&str> = rows.iter().map(|r| r[0].trim_end_matches('`')).collect();
+    assert_eq!(keys, KEYS);
+    for (row, (key, default)) in rows.iter().zip(written(&Settings::default())) {
+        let reload = Settings::reload_of(key).unwrap().as_str();
+        assert_eq!(row[2], reload, "the README's reload for {key}");
+        match default {
+            Some(v) => assert_eq!(row[1], format!("`{v}`"), "the README's default for {key}"),
+            None => assert!(row[1].starts_with("not set"), "{key} has no default"),
+        }
+    }
+}

@@ -109,6 +109,12 @@ macro_rules! settings {
             pub fn keep(&mut self, reload: Reload, running: &Settings) {
                 $( if Reload::$reload == reload { self.$name = running.$name.clone(); } )*
             }
+
+            /// How a reload applies `key`, if it is a key.
+            pub fn reload_of(key: &str) -> Option<Reload> {
+                $( if key == stringify!($name) { return Some(Reload::$reload); } )*
+                None
+            }
         }
     };
 }

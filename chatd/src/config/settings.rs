@@ -5,7 +5,7 @@
 //! or a field of [`Config`](super::Config) when the server needs it derived or checked).
 //! Its flag, its key, `--check-config`, the reload's comparison and log lines follow from
 //! the row. A row's `[default: ...]` in the help text is checked against its default by a
-//! test, and `packaging/chatd.toml` against the keys.
+//! test; the README's table and `packaging/chatd.toml` are checked against the keys.
 
 use super::values::{addrs, duration, parse_addr, parse_duration};
 use std::net::{Ipv4Addr, SocketAddr};
@@ -22,6 +22,17 @@ pub enum Reload {
     /// Fixed at start (a bound socket, the fork): a reload keeps the running value and says
     /// that a restart is needed.
     Restart,
+}
+
+impl Reload {
+    /// How the README's table says it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reload::AtOnce => "at once",
+            Reload::NewConnections => "new connections",
+            Reload::Restart => "restart",
+        }
+    }
 }
 
 settings! {
