@@ -45,7 +45,8 @@ fn every_default_in_the_help_is_the_declared_default() {
         );
         checked += 1;
     }
-    assert_eq!(checked, 14);
+    // Not a count to bump with each new setting: only proof that the help was read at all.
+    assert!(checked >= 10, "only {checked} defaults found in the help");
 }
 
 #[test]
