@@ -1,73 +1,21 @@
 //! The config file layer: defaults < `/etc/chatd/chatd.toml` (or `--config PATH`) < flags.
 //!
-//! Keys are the flags' names with underscores (`--max-line-bytes` is `max_line_bytes`);
-//! durations are humantime strings (`"5s"`). Unknown keys are errors, so a typo never passes
-//! silently. Every error is one line naming the file, the key and, where toml knows it, the
-//! line, because it lands in a terminal or the journal where a multi-line caret report is
-//! noise. The same [`load`] serves start-up, `--check-config` and SIGHUP reloads.
+//! The file is a [`Layer`], the same type the flags fill: its keys are the flags' names with
+//! underscores (`--max-line-bytes` is `max_line_bytes`), durations are humantime strings
+//! (`"5s"`), and relative paths in it are taken from the file's own directory (flags are
+//! made absolute against the working directory by `main`). Unknown keys are errors, so a
+//! typo never passes silently. Every error is one line naming the file, the key and, where
+//! toml knows it, the line, because it lands in a terminal or the journal where a
+//! multi-line caret report is noise. The same [`load`] serves start-up, `--check-config`
+//! and SIGHUP reloads; [`render`] and [`changes`] write settings back as the file's text.
 
-use crate::config::{Args, Config, ConfigError, Keepalive, parse_addr, parse_duration};
-use serde::Deserialize;
-use std::fmt::Write as _;
+use crate::config::{Args, Config, ConfigError, KEYS, Layer, Reload, Settings};
 use std::io;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 /// Where the config file is looked for without `--config`. A missing file here is fine
 /// (built-in defaults); a missing file named by `--config` is an error.
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/chatd/chatd.toml";
-
-/// The file's keys. Values that need more than a type check (addresses, durations) are read
-/// as strings and checked in [`FileConfig::apply`], so the error can name the key.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FileConfig {
-    listen: Option<Vec<String>>,
-    admin_socket: Option<PathBuf>,
-    max_line_bytes: Option<usize>,
-    max_clients: Option<usize>,
-    queue_len: Option<usize>,
-    rate: Option<f64>,
-    rate_burst: Option<u32>,
-    slow_consumer_grace: Option<String>,
-    login_timeout: Option<String>,
-    keepalive: Option<String>,
-    keepalive_interval: Option<String>,
-    keepalive_retries: Option<u32>,
-    drain_timeout: Option<String>,
-    password_file: Option<PathBuf>,
-    log_level: Option<String>,
-    log_dir: Option<PathBuf>,
-    log_timestamps: Option<bool>,
-    log_max_files: Option<usize>,
-    daemon: Option<bool>,
-    pid_file: Option<PathBuf>,
-}
-
-/// Every key the file accepts, for "did you mean" and for the test that keeps them in step
-/// with the flags.
-pub const KEYS: &[&str] = &[
-    "listen",
-    "admin_socket",
-    "max_line_bytes",
-    "max_clients",
-    "queue_len",
-    "rate",
-    "rate_burst",
-    "slow_consumer_grace",
-    "login_timeout",
-    "keepalive",
-    "keepalive_interval",
-    "keepalive_retries",
-    "drain_timeout",
-    "password_file",
-    "log_level",
-    "log_dir",
-    "log_timestamps",
-    "log_max_files",
-    "daemon",
-    "pid_file",
-];
 
 /// Why the configuration cannot be used. Each variant displays as one line.
 #[derive(Debug, thiserror::Error)]
@@ -104,20 +52,29 @@ pub enum LoadError {
 }
 
 /// Reads the config file `args` points at (or the default one) and lays the flags over it.
+///
+/// The file is checked on its own first (over the defaults), so that its errors name the
+/// file and its key, and a file that a reload would refuse is refused now, even where a
+/// flag hides the bad value. What fails only once the flags are laid over is the flags'
+/// fault, except the password file, which is read once at the end and blamed on whichever
+/// layer named it.
 pub fn load(args: &Args) -> Result<Config, LoadError> {
     let (path, named) = match &args.config {
         Some(p) => (p.clone(), true),
         None => (PathBuf::from(DEFAULT_CONFIG_PATH), false),
     };
-    let mut c = Config::default();
-    match std::fs::read_to_string(&path) {
+    let file = match std::fs::read_to_string(&path) {
         Ok(text) => {
-            let file = parse(&path, &text)?;
-            file.apply(&path, &mut c)?;
-            c.validate().map_err(|e| in_file(&path, e))?;
-            c.config_file = Some(path);
+            let mut file = parse(&path, &text)?;
+            file.rebase(&directory_of(&path));
+            let alone = file.clone().resolve();
+            alone
+                .check()
+                .and_then(|()| alone.check_paths())
+                .map_err(|e| in_file(&path, e))?;
+            Some(file)
         }
-        Err(e) if e.kind() == io::ErrorKind::NotFound && !named => {}
+        Err(e) if e.kind() == io::ErrorKind::NotFound && !named => None,
         Err(source) => {
             return Err(LoadError::Read {
                 path,
@@ -129,22 +86,39 @@ pub fn load(args: &Args) -> Result<Config, LoadError> {
                 },
             });
         }
-    }
-    c.apply_args(args)?;
-    c.validate()?;
-    Ok(c)
+    };
+    let config_file = file.is_some().then(|| path.clone());
+    let password_from_file = file.as_ref().is_some_and(|f| f.sets("password_file"))
+        && !args.settings.sets("password_file");
+    let settings = args.settings.clone().or(file.unwrap_or_default()).resolve();
+    settings.check()?;
+    settings.check_paths()?;
+    let password = settings.password().map_err(|e| {
+        if password_from_file {
+            in_file(&path, e)
+        } else {
+            LoadError::Flag(e)
+        }
+    })?;
+    Ok(Config::build(settings, password, config_file))
 }
 
-/// A validation error about a value that came from the file: name the key, not the flag.
+/// The absolute directory of the config file, which its relative paths start from.
+fn directory_of(path: &Path) -> PathBuf {
+    let path = std::path::absolute(path).unwrap_or_else(|_| path.to_owned());
+    path.parent().map(Path::to_owned).unwrap_or_default()
+}
+
+/// A check that failed on a value from the file: name the key, not the flag.
 fn in_file(path: &Path, e: ConfigError) -> LoadError {
     LoadError::Invalid {
         path: path.to_owned(),
-        key: e.flag.trim_start_matches("--").replace('-', "_"),
+        key: e.key.to_owned(),
         reason: e.reason,
     }
 }
 
-fn parse(path: &Path, text: &str) -> Result<FileConfig, LoadError> {
+fn parse(path: &Path, text: &str) -> Result<Layer, LoadError> {
     toml::from_str(text).map_err(|e| {
         let start = e.span().map(|s| s.start).unwrap_or(0);
         let line = text[..start.min(text.len())].matches('\n').count() + 1;
@@ -206,113 +180,71 @@ fn edit_distance(a: &str, b: &str) -> usize {
     prev[b.len()]
 }
 
-impl FileConfig {
-    fn apply(self, path: &Path, c: &mut Config) -> Result<(), LoadError> {
-        let bad = |key: &str, reason: String| LoadError::Invalid {
-            path: path.to_owned(),
-            key: key.to_owned(),
-            reason,
-        };
-        let dur = |key: &str, v: Option<String>, into: &mut Duration| -> Result<(), LoadError> {
-            if let Some(s) = v {
-                *into = parse_duration(&s).map_err(|e| bad(key, format!("{s:?}: {e}")))?;
-            }
-            Ok(())
-        };
-        if let Some(list) = self.listen {
-            if list.is_empty() {
-                return Err(bad("listen", "needs at least one address".into()));
-            }
-            c.listen = list
-                .iter()
-                .map(|s| parse_addr(s).map_err(|e| bad("listen", e)))
-                .collect::<Result<_, _>>()?;
-        }
-        set(&mut c.admin_socket, self.admin_socket);
-        c.max_line_bytes = self.max_line_bytes.unwrap_or(c.max_line_bytes);
-        c.max_clients = self.max_clients.unwrap_or(c.max_clients);
-        c.queue_len = self.queue_len.unwrap_or(c.queue_len);
-        c.rate = self.rate.unwrap_or(c.rate);
-        c.rate_burst = self.rate_burst.unwrap_or(c.rate_burst);
-        dur(
-            "slow_consumer_grace",
-            self.slow_consumer_grace,
-            &mut c.slow_consumer_grace,
-        )?;
-        dur("login_timeout", self.login_timeout, &mut c.login_timeout)?;
-        dur("drain_timeout", self.drain_timeout, &mut c.drain_timeout)?;
-        let mut ka = c.keepalive.unwrap_or(Keepalive::DEFAULT);
-        dur("keepalive", self.keepalive, &mut ka.idle)?;
-        dur(
-            "keepalive_interval",
-            self.keepalive_interval,
-            &mut ka.interval,
-        )?;
-        ka.retries = self.keepalive_retries.unwrap_or(ka.retries);
-        c.keepalive = (!ka.idle.is_zero()).then_some(ka);
-        if let Some(p) = self.password_file {
-            c.set_password_file(&p)
-                .map_err(|e| bad("password_file", e.reason))?;
-        }
-        set(&mut c.log_level, self.log_level);
-        set(&mut c.log_dir, self.log_dir);
-        c.log_timestamps = self.log_timestamps.unwrap_or(c.log_timestamps);
-        c.log_max_files = self.log_max_files.unwrap_or(c.log_max_files);
-        c.daemon = self.daemon.unwrap_or(c.daemon);
-        set(&mut c.pid_file, self.pid_file);
-        Ok(())
-    }
-}
-
-fn set<T>(slot: &mut Option<T>, v: Option<T>) {
-    if v.is_some() {
-        *slot = v;
-    }
+/// Each key with its value as it is written in the file, `None` where it is not set; in
+/// table order.
+fn written(s: &Settings) -> Vec<(&'static str, Option<String>)> {
+    s.to_layer()
+        .each()
+        .into_iter()
+        .map(|(key, one)| {
+            let value = match toml::Table::try_from(&one) {
+                Ok(mut t) => t.remove(key).map(|v| v.to_string()),
+                // A path that is not UTF-8 has no TOML spelling; say so rather than fail.
+                Err(e) => Some(format!("\"(cannot be written in TOML: {e})\"")),
+            };
+            (key, value)
+        })
+        .collect()
 }
 
 /// The effective configuration as a config file, for `--check-config`: every key, unset
-/// ones commented, the password never shown.
+/// ones commented, the password never shown (only the file it is read from).
 pub fn render(c: &Config) -> String {
-    let s = |v: &str| toml::Value::from(v).to_string();
-    let p = |v: &Path| s(&v.display().to_string());
-    let d = |v: Duration| s(&humantime::format_duration(v).to_string());
-    let opt = |key: &str, v: Option<String>| match v {
-        Some(v) => format!("{key} = {v}\n"),
-        None => format!("# {key} is not set\n"),
+    let source = c
+        .config_file
+        .as_deref()
+        .map_or("no config file".into(), |f| f.display().to_string());
+    let mut out = format!("# chatd effective configuration (defaults < {source} < flags)\n");
+    for (key, value) in written(&c.settings) {
+        match value {
+            Some(v) => out += &format!("{key} = {v}\n"),
+            None => out += &format!("# {key} is not set\n"),
+        }
+    }
+    out
+}
+
+/// A setting whose value differs between two configs, for the reload's log.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Change {
+    pub key: &'static str,
+    pub reload: Reload,
+    /// The values as [`render`] writes them, `(not set)` for none.
+    pub from: String,
+    pub to: String,
+}
+
+/// Every setting whose value differs from `old` in `new`, compared as typed values, in key
+/// order.
+pub fn changes(old: &Settings, new: &Settings) -> Vec<Change> {
+    let (from, to) = (written(old), written(new));
+    let text = |written: &[(&str, Option<String>)], key: &str| {
+        let value = written.iter().find(|(k, _)| *k == key);
+        value
+            .and_then(|(_, v)| v.clone())
+            .unwrap_or_else(|| "(not set)".into())
     };
-    let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "# chatd effective configuration (defaults < {} < flags)",
-        c.config_file
-            .as_deref()
-            .map_or("no config file".into(), |f| f.display().to_string())
-    );
-    let listen: Vec<String> = c.listen.iter().map(|a| s(&a.to_string())).collect();
-    let _ = writeln!(out, "listen = [{}]", listen.join(", "));
-    out += &opt("admin_socket", c.admin_socket.as_deref().map(p));
-    let _ = writeln!(out, "max_line_bytes = {}", c.max_line_bytes);
-    let _ = writeln!(out, "max_clients = {}", c.max_clients);
-    let _ = writeln!(out, "queue_len = {}", c.queue_len);
-    let _ = writeln!(out, "rate = {}", toml::Value::from(c.rate));
-    let _ = writeln!(out, "rate_burst = {}", c.rate_burst);
-    let _ = writeln!(out, "slow_consumer_grace = {}", d(c.slow_consumer_grace));
-    let _ = writeln!(out, "login_timeout = {}", d(c.login_timeout));
-    let ka = c.keepalive.unwrap_or(Keepalive {
-        idle: Duration::ZERO,
-        ..Keepalive::DEFAULT
-    });
-    let _ = writeln!(out, "keepalive = {}", d(ka.idle));
-    let _ = writeln!(out, "keepalive_interval = {}", d(ka.interval));
-    let _ = writeln!(out, "keepalive_retries = {}", ka.retries);
-    let _ = writeln!(out, "drain_timeout = {}", d(c.drain_timeout));
-    out += &opt("password_file", c.password_file.as_deref().map(p));
-    out += &opt("log_level", c.log_level.as_deref().map(s));
-    out += &opt("log_dir", c.log_dir.as_deref().map(p));
-    let _ = writeln!(out, "log_timestamps = {}", c.log_timestamps);
-    let _ = writeln!(out, "log_max_files = {}", c.log_max_files);
-    let _ = writeln!(out, "daemon = {}", c.daemon);
-    out += &opt("pid_file", c.pid_file.as_deref().map(p));
+    let mut out: Vec<Change> = old
+        .changed(new)
+        .into_iter()
+        .map(|(key, reload)| Change {
+            key,
+            reload,
+            from: text(&from, key),
+            to: text(&to, key),
+        })
+        .collect();
+    out.sort_by_key(|c| c.key);
     out
 }
 

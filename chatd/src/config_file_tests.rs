@@ -1,38 +1,31 @@
 //! Unit tests of the config file layer: precedence, and the exact text of every error.
 
 use super::*;
-use clap::{CommandFactory, Parser};
+use clap::Parser;
+use std::time::Duration;
 
-/// Writes `text` as a config file and loads it under `flags`.
+/// Writes `text` as a config file in a new directory and loads it under `flags`.
 fn load_with(text: &str, flags: &[&str]) -> (tempfile::TempDir, Result<Config, String>) {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("chatd.toml");
+    let r = load_in(dir.path(), text, flags);
+    (dir, r)
+}
+
+/// Writes `text` as `dir/chatd.toml` and loads it under `flags`; the file's path reads
+/// FILE in errors.
+fn load_in(dir: &Path, text: &str, flags: &[&str]) -> Result<Config, String> {
+    let path = dir.join("chatd.toml");
     std::fs::write(&path, text).unwrap();
     let p = path.to_str().unwrap().to_owned();
     let argv = ["chatd", "--config", &p]
         .into_iter()
         .chain(flags.iter().copied());
     let args = Args::try_parse_from(argv).unwrap();
-    let r = load(&args).map_err(|e| e.to_string().replace(&p, "FILE"));
-    (dir, r)
+    load(&args).map_err(|e| e.to_string().replace(&p, "FILE"))
 }
 
 fn err(text: &str) -> String {
     load_with(text, &[]).1.unwrap_err()
-}
-
-#[test]
-fn every_flag_has_a_key() {
-    let meta = ["config", "check_config", "help", "version"];
-    for arg in Args::command().get_arguments() {
-        let key = arg.get_id().as_str();
-        if !meta.contains(&key) {
-            assert!(KEYS.contains(&key), "flag --{key} has no config key");
-        }
-    }
-    // And every key parses: a file naming them all with their defaults loads.
-    let all = render(&Config::default()).replace("# ", "#");
-    assert!(load_with(&all, &[]).1.is_ok());
 }
 
 #[test]
@@ -47,7 +40,7 @@ fn file_overrides_defaults_and_flags_override_the_file() {
     assert_eq!(c.login_timeout, Duration::from_millis(250));
     assert_eq!(c.keepalive, None);
     assert!(!c.log_timestamps);
-    assert_eq!(c.rate_burst, crate::config::DEFAULT_RATE_BURST);
+    assert_eq!(c.rate_burst, Settings::default().rate_burst);
     assert!(c.config_file.is_some());
 }
 
@@ -94,11 +87,11 @@ fn type_and_syntax_errors_name_the_key_and_line() {
 fn bad_values_name_the_key() {
     assert_eq!(
         err("login_timeout = \"soon\"\n"),
-        "FILE: login_timeout: \"soon\": expected number at 0; write a duration such as 500ms, 10s or 2m"
+        "FILE: login_timeout at line 1: \"soon\": expected number at 0; write a duration such as 500ms, 10s or 2m"
     );
     assert_eq!(
         err("listen = [\"localhost\"]\n"),
-        "FILE: listen: expected IP:PORT such as 127.0.0.1:7878 or [::1]:7878, got \"localhost\""
+        "FILE: listen at line 1: expected IP:PORT such as 127.0.0.1:7878 or [::1]:7878, got \"localhost\""
     );
     assert_eq!(
         err("listen = []\n"),
@@ -210,4 +203,195 @@ fn the_packaged_conffile_comments_out_every_key_with_its_default() {
     let mut c = c.unwrap();
     c.config_file = None;
     assert_eq!(c, Config::default());
+}
+
+#[test]
+fn relative_paths_in_the_file_start_from_its_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::create_dir(d.join("secrets")).unwrap();
+    std::fs::write(d.join("secrets/pw"), "s3cret\n").unwrap();
+    let text =
+        "password_file = \"secrets/pw\"\nlog_dir = \"./logs\"\npid_file = \"../chatd.pid\"\n";
+    let c = load_in(d, text, &[]).unwrap();
+    assert_eq!(c.password.as_deref(), Some("s3cret"));
+    assert_eq!(c.log_dir, Some(d.join("logs")));
+    assert_eq!(c.pid_file, Some(d.join("../chatd.pid")));
+    assert_eq!(c.settings.password_file, Some(d.join("secrets/pw")));
+    // Flags are made absolute by main, against the working directory; an absolute path in
+    // the file is left as it is.
+    let c = load_in(d, "log_dir = \"/var/log/chatd\"\n", &["--pid-file", "p"]).unwrap();
+    assert_eq!(c.log_dir.as_deref(), Some(Path::new("/var/log/chatd")));
+    assert_eq!(c.pid_file.as_deref(), Some(Path::new("p")));
+}
+
+#[test]
+fn every_key_as_check_config_writes_it_loads_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("pw"), "s3cret\n").unwrap();
+    // Every key that has no default is set, and the rest differ from their defaults.
+    let text = format!(
+        "listen = [\"127.0.0.1:1\", \"[::1]:2\"]\nadmin_socket = \"{d}/admin.sock\"\n\
+         max_line_bytes = 1000\nmax_clients = 2\nqueue_len = 3\nrate = 4.5\nrate_burst = 5\n\
+         slow_consumer_grace = \"6s\"\nlogin_timeout = \"7s\"\nkeepalive = \"0s\"\n\
+         keepalive_interval = \"8s\"\nkeepalive_retries = 9\ndrain_timeout = \"2m 10s\"\n\
+         password_file = \"{d}/pw\"\nlog_level = \"debug\"\nlog_dir = \"{d}/logs\"\n\
+         log_timestamps = false\nlog_max_files = 11\ndaemon = true\npid_file = \"{d}/pid\"\n",
+        d = d.display()
+    );
+    let c = load_in(d, &text, &[]).unwrap();
+    let shown = render(&c);
+    assert!(!shown.contains("s3cret"), "{shown}");
+    for key in KEYS {
+        assert!(
+            shown.contains(&format!("\n{key} = ")),
+            "{key} not shown in\n{shown}"
+        );
+    }
+    // Keepalive is off, and its interval is shown as set all the same.
+    assert!(shown.contains("\nkeepalive_interval = \"8s\"\n"), "{shown}");
+    assert!(shown.contains("\ndrain_timeout = \"2m 10s\"\n"), "{shown}");
+    let elsewhere = tempfile::tempdir().unwrap();
+    let again = load_in(elsewhere.path(), &shown, &[]).unwrap();
+    assert_eq!(again.settings, c.settings);
+    assert_eq!(again.password.as_deref(), Some("s3cret"));
+    // And the defaults, with the unset keys commented out, load back as the defaults.
+    let defaults = render(&Config::default());
+    assert!(
+        defaults.contains("\n# admin_socket is not set\n"),
+        "{defaults}"
+    );
+    let (_d, c) = load_with(&defaults, &[]);
+    assert_eq!(c.unwrap().settings, Settings::default());
+}
+
+#[test]
+fn the_password_file_is_read_once_from_the_layer_that_wins() {
+    let dir = tempfile::tempdir().unwrap();
+    let pw = dir.path().join("pw");
+    std::fs::write(&pw, "flag\n").unwrap();
+    let text = "password_file = \"/nonexistent/pw\"\n";
+    let (_d, c) = load_with(text, &["--password-file", pw.to_str().unwrap()]);
+    assert_eq!(c.unwrap().password.as_deref(), Some("flag"));
+    let (_d, e) = load_with("max_clients = 5\n", &["--password-file", "/nonexistent/pw"]);
+    assert!(
+        e.unwrap_err()
+            .starts_with("--password-file: cannot read /nonexistent/pw: "),
+    );
+}
+
+#[test]
+fn what_fails_only_under_the_flags_names_the_flag() {
+    let (_d, r) = load_with(
+        "keepalive_interval = \"5s\"\n",
+        &["--keepalive-retries", "0"],
+    );
+    assert_eq!(
+        r.unwrap_err(),
+        "--keepalive-interval: keepalive needs an interval above 0s and at least 1 retry"
+    );
+}
+
+#[test]
+fn paths_that_cannot_hold_what_chatd_creates_are_named_by_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("f"), "").unwrap();
+    let f = d.join("f");
+    assert_eq!(
+        load_in(d, "log_dir = \"f\"\n", &[]).unwrap_err(),
+        format!(
+            "FILE: log_dir: cannot hold log files: {} is not a directory",
+            f.display()
+        )
+    );
+    assert_eq!(
+        load_in(d, "admin_socket = \"f/admin.sock\"\n", &[]).unwrap_err(),
+        format!(
+            "FILE: admin_socket: cannot be created: {} is not a directory",
+            f.display()
+        )
+    );
+    let flag = f.join("logs");
+    assert_eq!(
+        load_in(d, "", &["--log-dir", flag.to_str().unwrap()]).unwrap_err(),
+        format!(
+            "--log-dir: cannot hold log files: {} is not a directory",
+            f.display()
+        )
+    );
+}
+
+#[test]
+fn changes_name_each_key_with_its_values_and_how_a_reload_applies_it() {
+    let old = Settings {
+        max_clients: 5,
+        ..Settings::default()
+    };
+    let new = Settings {
+        listen: vec!["127.0.0.1:1".parse().unwrap()],
+        max_clients: 6,
+        log_dir: Some("/x".into()),
+        ..Settings::default()
+    };
+    let c = changes(&old, &new);
+    let keys: Vec<_> = c.iter().map(|c| c.key).collect();
+    assert_eq!(keys, ["listen", "log_dir", "max_clients"]);
+    assert_eq!(c[0].reload, Reload::Restart);
+    assert_eq!(c[0].to, "[\"127.0.0.1:1\"]");
+    assert_eq!(
+        (c[1].from.as_str(), c[1].to.as_str()),
+        ("(not set)", "\"/x\"")
+    );
+    assert_eq!((c[2].from.as_str(), c[2].to.as_str()), ("5", "6"));
+    assert_eq!((c[1].reload, c[2].reload), (Reload::AtOnce, Reload::AtOnce));
+    assert_eq!(changes(&new, &new), []);
+}
+
+#[test]
+fn every_key_that_needs_a_restart_is_named_and_keeps_its_running_value() {
+    let running = Config::default();
+    let s = Settings {
+        daemon: true,
+        pid_file: Some("/p".into()),
+        admin_socket: Some("/b".into()),
+        rate: 2.0,
+        ..Settings::default()
+    };
+    let restart: Vec<_> = changes(&running.settings, &s)
+        .into_iter()
+        .filter(|c| c.reload == Reload::Restart)
+        .map(|c| c.key)
+        .collect();
+    assert_eq!(restart, ["admin_socket", "daemon", "pid_file"]);
+    let kept = Config::new(s, None)
+        .unwrap()
+        .keeping(Reload::Restart, &running);
+    assert_eq!((kept.daemon, &kept.pid_file), (false, &None));
+    assert_eq!(kept.rate, 2.0);
+    assert_eq!(changes(&running.settings, &kept.settings).len(), 1);
+}
+
+#[test]
+fn the_readme_table_shows_every_key_with_its_default_and_reload() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md");
+    let readme = std::fs::read_to_string(path).unwrap();
+    let section = readme.split("\n## Configuration\n").nth(1).unwrap();
+    let section = section.split("\n## ").next().unwrap();
+    let rows: Vec<Vec<&str>> = section
+        .lines()
+        .filter_map(|l| l.strip_prefix("| `"))
+        .map(|l| l.splitn(4, " | ").collect())
+        .collect();
+    let keys: Vec<&str> = rows.iter().map(|r| r[0].trim_end_matches('`')).collect();
+    assert_eq!(keys, KEYS);
+    for (row, (key, default)) in rows.iter().zip(written(&Settings::default())) {
+        let reload = Settings::reload_of(key).unwrap().as_str();
+        assert_eq!(row[2], reload, "the README's reload for {key}");
+        match default {
+            Some(v) => assert_eq!(row[1], format!("`{v}`"), "the README's default for {key}"),
+            None => assert!(row[1].starts_with("not set"), "{key} has no default"),
+        }
+    }
 }

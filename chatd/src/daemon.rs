@@ -79,22 +79,17 @@ impl Detach {
     }
 }
 
-/// Makes the paths given as flags absolute, so they keep meaning the same file after the
-/// daemon changes directory to `/` (and on reload). Paths in the config file should be
-/// absolute already: it is read from anywhere.
+/// Makes the paths given as flags absolute against the working directory, so they keep
+/// meaning the same file after the daemon changes directory to `/` (and on reload). Paths in
+/// the config file are taken from the file's own directory instead (see
+/// [`crate::config_file`]).
 pub fn absolute_paths(args: &mut crate::config::Args) {
-    for p in [
-        &mut args.config,
-        &mut args.admin_socket,
-        &mut args.password_file,
-        &mut args.log_dir,
-        &mut args.pid_file,
-    ]
-    .into_iter()
-    .flatten()
-    {
-        if let Ok(abs) = std::path::absolute(&*p) {
-            *p = abs;
-        }
+    let Ok(cwd) = std::env::current_dir() else {
+        // No working directory to be relative to: the paths cannot be opened either way.
+        return;
+    };
+    args.settings.rebase(&cwd);
+    if let Some(p) = &mut args.config {
+        crate::config::values::Rebase::rebase(p, &cwd);
     }
 }

@@ -9,20 +9,16 @@
 //! `MONOTONIC_USEC`, which newer systemd requires) then `READY=1` around a reload, and
 //! `STOPPING=1` when a stop begins. Without `NOTIFY_SOCKET` these are no-ops.
 
-use crate::config::Args;
-use crate::config_file::{self, render};
+use crate::config::{Args, Reload};
+use crate::config_file;
 use crate::live::Live;
 use crate::logging::Logging;
 use sd_notify::NotifyState;
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
-use std::collections::BTreeMap;
 use std::io;
 use std::path::{Path, PathBuf};
 use tokio::sync::mpsc;
 use tracing::{error, info, warn};
-
-/// Settings a reload cannot change: the sockets are bound and the process forked already.
-pub const RESTART_ONLY: &[&str] = &["listen", "admin_socket", "daemon", "pid_file"];
 
 /// SIGTERM, SIGINT and SIGHUP as they arrive.
 pub struct Signals {
@@ -121,30 +117,30 @@ pub fn reload(args: &Args, live: &Live, logging: &Logging) {
             error!("reload failed, keeping the running configuration: {e}");
             "reload failed; running with the previous configuration"
         }
-        Ok(mut new) => {
+        Ok(new) => {
             let old = live.get();
-            for key in needs_restart(&render(&old), &render(&new)) {
-                let what = if key == "listen" {
+            let (restart, changes): (Vec<_>, Vec<_>) =
+                config_file::changes(&old.settings, &new.settings)
+                    .into_iter()
+                    .partition(|c| c.reload == Reload::Restart);
+            for c in &restart {
+                let what = if c.key == "listen" {
                     "listen addresses"
                 } else {
-                    key.as_str()
+                    c.key
                 };
-                warn!(key = %key, "{what} changed; restart chatd to apply");
+                warn!(key = %c.key, "{what} changed; restart chatd to apply");
             }
             // What cannot change keeps its running value, so the live config stays true.
-            new.listen = old.listen.clone();
-            new.admin_socket = old.admin_socket.clone();
-            new.daemon = old.daemon;
-            new.pid_file = old.pid_file.clone();
-            let changes = diff(&render(&old), &render(&new));
+            let new = new.keeping(Reload::Restart, &old);
             match logging.apply(&new) {
                 Err(e) => {
                     error!("reload failed, keeping the running configuration: {e}");
                     "reload failed; running with the previous configuration"
                 }
                 Ok(_) => {
-                    for (key, (from, to)) in &changes {
-                        info!(key = %key, from = %from, to = %to, "setting changed");
+                    for c in &changes {
+                        info!(key = %c.key, from = %c.from, to = %c.to, "setting changed");
                     }
                     if new.password != old.password {
                         info!("login password changed");
@@ -157,45 +153,6 @@ pub fn reload(args: &Args, live: &Live, logging: &Logging) {
         }
     };
     notify(&[NotifyState::Ready, NotifyState::Status(status)]);
-}
-
-/// The `key = value` lines of two rendered configs that differ, except the keys a reload
-/// cannot apply.
-fn diff(old: &str, new: &str) -> BTreeMap<String, (String, String)> {
-    changes(old, new)
-        .into_iter()
-        .filter(|(k, _)| !RESTART_ONLY.contains(&k.as_str()))
-        .collect()
-}
-
-/// The keys a reload cannot apply ([`RESTART_ONLY`]) whose value differs.
-fn needs_restart(old: &str, new: &str) -> Vec<String> {
-    changes(old, new)
-        .into_keys()
-        .filter(|k| RESTART_ONLY.contains(&k.as_str()))
-        .collect()
-}
-
-/// Every `key = value` line of two rendered configs that differs.
-fn changes(old: &str, new: &str) -> BTreeMap<String, (String, String)> {
-    let pairs = |s: &str| -> BTreeMap<String, String> {
-        s.lines()
-            .filter_map(|l| {
-                let l = l.strip_prefix("# ").unwrap_or(l);
-                let (k, v) = l
-                    .split_once(" = ")
-                    .or_else(|| l.strip_suffix(" is not set").map(|k| (k, "(not set)")))?;
-                Some((k.to_owned(), v.to_owned()))
-            })
-            .collect()
-    };
-    let (old, mut new) = (pairs(old), pairs(new));
-    old.into_iter()
-        .filter_map(|(k, from)| {
-            let to = new.remove(&k)?;
-            (to != from).then_some((k, (from, to)))
-        })
-        .collect()
 }
 
 /// The pid file: written at start, removed when dropped (a clean stop).
@@ -217,28 +174,5 @@ impl Drop for PidFileGuard {
         if let Err(e) = std::fs::remove_file(&self.path) {
             warn!(error = %e, path = %self.path.display(), "cannot remove the pid file");
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn diff_lists_changed_keys_but_not_restart_only_ones() {
-        let a = "listen = [\"a\"]\nmax_clients = 5\n# log_dir is not set\nrate = 1.0\n";
-        let b = "listen = [\"b\"]\nmax_clients = 6\nlog_dir = \"/x\"\nrate = 1.0\n";
-        let d = diff(a, b);
-        assert_eq!(d.len(), 2, "{d:?}");
-        assert_eq!(d["max_clients"], ("5".into(), "6".into()));
-        assert_eq!(d["log_dir"], ("(not set)".into(), "\"/x\"".into()));
-        assert_eq!(needs_restart(a, b), ["listen"]);
-    }
-
-    #[test]
-    fn every_key_that_needs_a_restart_is_named() {
-        let a = "daemon = false\n# pid_file is not set\nadmin_socket = \"/a\"\nrate = 1.0\n";
-        let b = "daemon = true\npid_file = \"/p\"\nadmin_socket = \"/b\"\nrate = 2.0\n";
-        assert_eq!(needs_restart(a, b), ["admin_socket", "daemon", "pid_file"]);
     }
 }

@@ -1,7 +1,7 @@
 //! The config file seen through the real binary: `--check-config`, precedence, and errors
 //! printed as one line with exit 2.
 
-use e2e::{Chatd, Client, run_bin};
+use e2e::{Chatd, Client, run_bin, wait_in_dir, wait_pid_exit};
 use serde_json::json;
 use std::path::Path;
 
@@ -112,5 +112,111 @@ async fn the_running_daemon_uses_the_file_and_flags_win() {
     assert_eq!(
         first.expect_closed().await,
         vec![json!({"type":"bye","reason":"timeout"})]
+    );
+}
+
+#[test]
+fn check_config_shows_the_keepalive_interval_even_with_keepalive_off() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write(
+        dir.path(),
+        "keepalive = \"0\"\nkeepalive_interval = \"3s\"\n",
+    );
+    let (code, out, err) = run_bin("chatd", &["--config", &cfg, "--check-config"], |_| {});
+    assert_eq!((code, err.as_str()), (0, ""));
+    for line in [
+        "keepalive = \"0s\"",
+        "keepalive_interval = \"3s\"",
+        "keepalive_retries = 3",
+    ] {
+        assert!(out.lines().any(|l| l == line), "no {line:?} in\n{out}");
+    }
+}
+
+#[test]
+fn relative_paths_in_the_file_start_from_its_directory_and_in_flags_from_the_cwd() {
+    let etc = tempfile::tempdir().unwrap();
+    let cwd = tempfile::tempdir().unwrap();
+    std::fs::write(etc.path().join("pw"), "s3cret\n").unwrap();
+    std::fs::write(cwd.path().join("pw2"), "other\n").unwrap();
+    let cfg = write(etc.path(), "password_file = \"pw\"\nlog_dir = \"logs\"\n");
+    let in_cwd = |c: &mut std::process::Command| {
+        c.current_dir(cwd.path());
+    };
+    let (code, out, err) = run_bin("chatd", &["--config", &cfg, "--check-config"], in_cwd);
+    assert_eq!((code, err.as_str()), (0, ""));
+    let etc = etc.path().display();
+    assert!(
+        out.contains(&format!("\npassword_file = \"{etc}/pw\"\n")),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!("\nlog_dir = \"{etc}/logs\"\n")),
+        "{out}"
+    );
+    assert!(!out.contains("s3cret"), "{out}");
+    // A flag's relative path is the working directory's, and wins over the file.
+    let (code, out, err) = run_bin(
+        "chatd",
+        &["--config", &cfg, "--check-config", "--password-file", "pw2"],
+        in_cwd,
+    );
+    assert_eq!((code, err.as_str()), (0, ""));
+    let cwd = cwd.path().display();
+    assert!(
+        out.contains(&format!("\npassword_file = \"{cwd}/pw2\"\n")),
+        "{out}"
+    );
+}
+
+#[test]
+fn a_daemon_finds_the_files_relative_paths_after_leaving_its_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let elsewhere = tempfile::tempdir().unwrap();
+    let logs = dir.path().join("logs");
+    std::fs::create_dir(&logs).unwrap();
+    let cfg = write(
+        dir.path(),
+        "listen = [\"127.0.0.1:0\"]\nadmin_socket = \"run/admin.sock\"\nlog_dir = \"logs\"\n\
+         pid_file = \"chatd.pid\"\n",
+    );
+    let (code, _, err) = run_bin("chatd", &["--daemon", "--config", &cfg], |c| {
+        c.current_dir(elsewhere.path());
+    });
+    assert_eq!((code, err.as_str()), (0, ""));
+    let pid = std::fs::read_to_string(dir.path().join("chatd.pid")).unwrap();
+    let pid: u32 = pid.trim().parse().unwrap();
+    wait_in_dir(&logs, "the daemon's listening line", || {
+        let name = std::fs::read_dir(&logs).ok()?.flatten().next()?.path();
+        let text = std::fs::read_to_string(name).ok()?;
+        text.contains("listening on ").then_some(())
+    });
+    assert!(dir.path().join("run/admin.sock").exists());
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    wait_pid_exit(pid);
+    assert!(
+        !dir.path().join("chatd.pid").exists(),
+        "pid file left behind"
+    );
+}
+
+#[test]
+fn check_config_refuses_a_log_dir_that_is_a_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("not-a-dir");
+    std::fs::write(&file, "").unwrap();
+    let cfg = write(dir.path(), "log_dir = \"not-a-dir\"\n");
+    let (code, out, err) = run_bin("chatd", &["--config", &cfg, "--check-config"], |_| {});
+    assert_eq!((code, out.as_str()), (2, ""));
+    assert_eq!(
+        err,
+        format!(
+            "chatd: {cfg}: log_dir: cannot hold log files: {} is not a directory\n",
+            file.display()
+        )
     );
 }

@@ -1,0 +1,140 @@
+//! Every setting of chatd, declared once: its flag and config key (the field name), its
+//! `--help` text (the doc comment), its default and how a SIGHUP reload applies it.
+//!
+//! To add a setting, add a row here and read it where it is used (`config.settings.NAME`,
+//! or a field of [`Config`](super::Config) when the server needs it derived or checked).
+//! Its flag, its key, `--check-config`, the reload's comparison and log lines follow from
+//! the row. A row's `[default: ...]` in the help text is checked against its default by a
+//! test; the README's table and `packaging/chatd.toml` are checked against the keys.
+
+use super::values::{addrs, duration, parse_addr, parse_duration};
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// When a changed setting takes effect after a reload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reload {
+    /// Read afresh wherever it is used, so every session follows it at once.
+    AtOnce,
+    /// Taken by a connection when it opens; the ones open already keep what they took.
+    NewConnections,
+    /// Fixed at start (a bound socket, the fork): a reload keeps the running value and says
+    /// that a restart is needed.
+    Restart,
+}
+
+impl Reload {
+    /// How the README's table says it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reload::AtOnce => "at once",
+            Reload::NewConnections => "new connections",
+            Reload::Restart => "restart",
+        }
+    }
+}
+
+settings! {
+    // Loopback only, so a fresh install is not exposed.
+    /// Address to listen on for chat clients, IP:PORT; repeat for several (e.g. IPv4 and
+    /// IPv6). Port 0 picks a free port [default: 127.0.0.1:7878]
+    #[arg(value_name = "ADDR", value_parser = parse_addr)]
+    #[serde(with = "addrs")]
+    listen: Vec<SocketAddr> = vec![SocketAddr::from((Ipv4Addr::LOCALHOST, 7878))],
+        reload: Restart;
+
+    /// Path of the admin channel's Unix socket (used by chatctl) [default:
+    /// /run/chatd/admin.sock as root or when /run/chatd is writable, else
+    /// $XDG_RUNTIME_DIR/chatd/admin.sock]
+    #[arg(value_name = "PATH", env = proto::admin::SOCKET_ENV)]
+    admin_socket: PathBuf, reload: Restart;
+
+    // PROTOCOL.md's default.
+    /// Longest request line accepted, in bytes; longer lines get `too_large` [default: 65536]
+    #[arg(value_name = "BYTES")]
+    max_line_bytes: usize = proto::DEFAULT_MAX_LINE_BYTES, reload: NewConnections;
+
+    // Logged in or not. Stays under a typical 20 000-descriptor hard limit.
+    /// Most connections open at once; more get `server_full` [default: 10000]
+    #[arg(value_name = "N")]
+    max_clients: usize = 10_000, reload: AtOnce;
+
+    /// Outgoing queue per session, in messages; a full queue answers `recipient_busy`
+    /// [default: 1024]
+    #[arg(value_name = "N")]
+    queue_len: usize = 1024, reload: NewConnections;
+
+    // Far above typing, low enough to stop a runaway script.
+    /// Messages per second per user; 0 means no limit [default: 100]
+    #[arg(value_name = "PER_SEC")]
+    rate: f64 = 100.0, reload: NewConnections;
+
+    /// Messages a user may send in a burst before --rate applies [default: 200]
+    #[arg(value_name = "N")]
+    rate_burst: u32 = 200, reload: NewConnections;
+
+    /// How long a session's queue may stay full before it is cut off as a slow consumer
+    /// [default: 5s]
+    #[arg(value_name = "DURATION", value_parser = parse_duration)]
+    #[serde(with = "duration")]
+    slow_consumer_grace: Duration = Duration::from_secs(5), reload: AtOnce;
+
+    /// How long a connection may stay without logging in [default: 10s]
+    #[arg(value_name = "DURATION", value_parser = parse_duration)]
+    #[serde(with = "duration")]
+    login_timeout: Duration = Duration::from_secs(10), reload: AtOnce;
+
+    /// Idle time before TCP keepalive probes find a dead peer; 0 turns keepalive off
+    /// [default: 60s]
+    #[arg(value_name = "DURATION", value_parser = parse_duration)]
+    #[serde(with = "duration")]
+    keepalive: Duration = Duration::from_secs(60), reload: NewConnections;
+
+    /// Time between keepalive probes [default: 10s]
+    #[arg(value_name = "DURATION", value_parser = parse_duration)]
+    #[serde(with = "duration")]
+    keepalive_interval: Duration = Duration::from_secs(10), reload: NewConnections;
+
+    /// Unanswered keepalive probes before the peer is declared dead [default: 3]
+    #[arg(value_name = "N")]
+    keepalive_retries: u32 = 3, reload: NewConnections;
+
+    /// How long a closing session may take to flush queued messages and its `bye`
+    /// [default: 5s]
+    #[arg(value_name = "DURATION", value_parser = parse_duration)]
+    #[serde(with = "duration")]
+    drain_timeout: Duration = Duration::from_secs(5), reload: AtOnce;
+
+    /// File holding the password every login must carry (first line); none by default
+    #[arg(value_name = "PATH")]
+    password_file: PathBuf, reload: AtOnce;
+
+    /// Log filter: a level (error, warn, info, debug, trace) or RUST_LOG-style directives
+    /// [default: info, or RUST_LOG when set]
+    #[arg(value_name = "FILTER")]
+    log_level: String, reload: AtOnce;
+
+    /// Write logs to daily-rotated files in this directory instead of stderr
+    #[arg(value_name = "DIR")]
+    log_dir: PathBuf, reload: AtOnce;
+
+    /// Whether log lines carry our own timestamp; false under journald, which adds its own
+    /// [default: true]
+    #[arg(value_name = "BOOL")]
+    log_timestamps: bool = true, reload: AtOnce;
+
+    // A week of history without filling the disk.
+    /// Log files kept in --log-dir (one a day); 0 keeps them all [default: 7]
+    #[arg(value_name = "N")]
+    log_max_files: usize = 7, reload: AtOnce;
+
+    // A flag without a value on the command line (`--daemon`), a bool in the file.
+    /// Fork to the background once listening (never under systemd: it wants the foreground)
+    #[arg(num_args = 0, default_missing_value = "true")]
+    daemon: bool = false, reload: Restart;
+
+    /// Write the daemon's process id to this file; removed on exit
+    #[arg(value_name = "PATH")]
+    pid_file: PathBuf, reload: Restart;
+}
