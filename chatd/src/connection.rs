@@ -42,8 +42,9 @@ pub trait Handler {
     /// What the lines of one read share while they are served (a clock read once, counts
     /// added up once). It lives on the stack of the read, not in the connection's state.
     type Batch;
-    /// A read brought `bytes` bytes: the batch of its lines starts.
-    fn begin_batch(&mut self, bytes: usize) -> Self::Batch;
+    /// A read brought `bytes` bytes: the batch of its lines starts, and may first write into
+    /// `out` what must come before their answers.
+    fn begin_batch(&mut self, bytes: usize, out: &mut Vec<u8>) -> Self::Batch;
     /// Serves one line, or a line longer than `max` (which was discarded), writing any reply
     /// into `out`.
     fn frame(&mut self, batch: &mut Self::Batch, frame: Frame<'_>, max: usize, out: &mut Vec<u8>);
@@ -58,7 +59,7 @@ pub trait Handler {
 /// Ignores every line: for input that is read only to notice the peer leaving.
 impl Handler for () {
     type Batch = ();
-    fn begin_batch(&mut self, _: usize) {}
+    fn begin_batch(&mut self, _: usize, _: &mut Vec<u8>) {}
     fn frame(&mut self, _: &mut (), _: Frame<'_>, _: usize, _: &mut Vec<u8>) {}
 }
 
@@ -175,7 +176,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             // One allocation for this batch's replies instead of a realloc per doubling.
             self.out.reserve(OUT_INITIAL);
         }
-        let mut batch = h.begin_batch(data.len());
+        let mut batch = h.begin_batch(data.len(), &mut self.out);
         let max = self.decoder.max();
         let (out, deferred) = (&mut self.out, &mut self.deferred);
         self.decoder.feed(data, |frame| {
@@ -202,7 +203,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
     /// buffer has room.
     pub fn serve_deferred(&mut self, h: &mut impl Handler) {
         let max = self.decoder.max();
-        let mut batch = h.begin_batch(0);
+        let mut batch = h.begin_batch(0, &mut self.out);
         while self.has_room() && h.open() {
             let Some(deferred) = &mut self.deferred else {
                 break;

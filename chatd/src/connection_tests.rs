@@ -15,7 +15,7 @@ struct Record {
 
 impl Handler for Record {
     type Batch = ();
-    fn begin_batch(&mut self, _: usize) {
+    fn begin_batch(&mut self, _: usize, _: &mut Vec<u8>) {
         self.batches += 1;
     }
     fn frame(&mut self, _: &mut (), frame: Frame<'_>, _: usize, out: &mut Vec<u8>) {

@@ -12,7 +12,7 @@ use proto::Name;
 use proto::admin::Session;
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
@@ -88,21 +88,18 @@ impl Conn {
 }
 
 /// Every open connection, and what a new one starts with.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub struct Conns {
     map: Mutex<HashMap<u64, Arc<Conn>>>,
     next_id: AtomicU64,
-    /// Atomic so a config reload can change it for connections made afterwards.
-    queue_len: AtomicUsize,
     shutting_down: AtomicBool,
 }
 
 impl Conns {
-    pub fn new(queue_len: usize) -> Conns {
+    pub fn new() -> Conns {
         Conns {
             map: Mutex::new(HashMap::new()),
             next_id: AtomicU64::new(1),
-            queue_len: AtomicUsize::new(queue_len),
             shutting_down: AtomicBool::new(false),
         }
     }
@@ -112,20 +109,16 @@ impl Conns {
         self.map.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// The queue length for connections made from now on.
-    pub fn set_queue_len(&self, n: usize) {
-        self.queue_len.store(n, Ordering::Relaxed);
-    }
-
-    /// Adds a connection from `peer`. During a shutdown it is asked to close at once.
-    pub fn open(&self, peer: SocketAddr) -> Arc<Conn> {
+    /// Adds a connection from `peer` whose queue holds `queue_len` lines. During a shutdown
+    /// it is asked to close at once.
+    pub fn open(&self, peer: SocketAddr, queue_len: usize) -> Arc<Conn> {
         let conn = Arc::new(Conn {
             id: self.next_id.fetch_add(1, Ordering::Relaxed),
             peer,
             connected_at: SystemTime::now(),
             connected_instant: Instant::now(),
             name: OnceLock::new(),
-            mailbox: Mailbox::new(self.queue_len.load(Ordering::Relaxed)),
+            mailbox: Mailbox::new(queue_len),
             sent: AtomicU64::new(0),
             received: AtomicU64::new(0),
             last_active_ms: AtomicU64::new(0),

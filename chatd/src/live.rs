@@ -8,8 +8,8 @@
 //!
 //! Most limits are simply read afresh (`login_timeout`, `slow_consumer_grace`,
 //! `drain_timeout`, the password); `max_line_bytes`, `rate` and `rate_burst` are taken by a
-//! session when it starts; `max_clients` and `queue_len` live in the semaphore and the
-//! connection table, which [`apply_limits`] resizes on every change.
+//! session when it starts (`queue_len` too, for its mailbox); `max_clients` lives in the
+//! connection semaphore, which [`apply_limits`] resizes on every change.
 
 use crate::config::Config;
 use crate::server::Server;
@@ -68,9 +68,8 @@ impl std::fmt::Debug for Live {
     }
 }
 
-/// Keeps the connection semaphore sized `max_clients` and the queue length of new connections
-/// equal to `queue_len` as reloads change them, until `stop`. `slots` starts with `max_clients` of
-/// the config in force when this is called.
+/// Keeps the connection semaphore sized `max_clients` as reloads change it, until `stop`.
+/// `slots` starts with `max_clients` of the config in force when this is called.
 ///
 /// Raising the limit adds permits at once. Lowering it takes free permits away at once and
 /// the rest as connections close: nobody is disconnected to meet a lower limit.
@@ -80,7 +79,6 @@ pub async fn apply_limits(server: Arc<Server>, slots: Arc<Semaphore>, stop: Canc
     let mut total = live.load().max_clients;
     loop {
         let target = live.load().max_clients;
-        server.conns.set_queue_len(live.load().queue_len);
         if target > total {
             slots.add_permits(target - total);
             total = target;

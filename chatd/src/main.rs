@@ -139,6 +139,15 @@ async fn serve(args: &Args, config: Config, logging: &Logging, detach: &mut Opti
         },
         None => None,
     };
+    // Before the "listening on" lines: whoever waits for them may send a SIGHUP at once,
+    // and an unwatched one would kill chatd.
+    let mut signals = match service::Signals::watch() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("chatd: cannot watch signals: {e}");
+            return EXIT_RUNTIME;
+        }
+    };
     let mut addrs = Vec::new();
     for l in &listeners {
         match l.local_addr() {
@@ -149,13 +158,6 @@ async fn serve(args: &Args, config: Config, logging: &Logging, detach: &mut Opti
             Err(e) => info!("listening (address unknown: {e})"),
         }
     }
-    let mut signals = match service::Signals::watch() {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("chatd: cannot watch signals: {e}");
-            return EXIT_RUNTIME;
-        }
-    };
     // Every listener (the admin socket included) is bound: the service is up.
     service::notify_ready(&format!("listening on {}", addrs.join(", ")));
     if let Some(d) = detach.take() {

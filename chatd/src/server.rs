@@ -28,11 +28,10 @@ pub struct Server {
 
 impl Server {
     pub fn new(config: Live, directory: Box<dyn Directory>) -> Server {
-        let queue_len = config.load().queue_len;
         Server {
             config,
             directory,
-            conns: Conns::new(queue_len),
+            conns: Conns::new(),
             stats: Stats::default(),
             events: Events::new(),
             started: Instant::now(),
@@ -67,8 +66,9 @@ pub struct ConnGuard {
 }
 
 impl ConnGuard {
-    pub fn open(server: Arc<Server>, peer: std::net::SocketAddr) -> ConnGuard {
-        let conn = server.conns.open(peer);
+    /// Enters a connection from `peer` whose queue holds `queue_len` lines.
+    pub fn open(server: Arc<Server>, peer: std::net::SocketAddr, queue_len: usize) -> ConnGuard {
+        let conn = server.conns.open(peer, queue_len);
         ConnGuard { server, conn }
     }
 }

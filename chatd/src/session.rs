@@ -52,11 +52,13 @@ pub fn run<S>(
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    let (max_line, rate) = {
+    // What a connection takes from the config in force when it opens (a reload applies to
+    // the ones opened after it).
+    let (max_line, rate, queue_len) = {
         let config = server.config.load();
-        (config.max_line_bytes, bucket(&config))
+        (config.max_line_bytes, bucket(&config), config.queue_len)
     };
-    let guard = ConnGuard::open(server, peer);
+    let guard = ConnGuard::open(server, peer, queue_len);
     info!(%peer, "connected");
     guard.server.events.connect(peer);
     let mut session = Session {

@@ -69,7 +69,7 @@ struct Answers<'a> {
 
 impl Handler for Answers<'_> {
     type Batch = ();
-    fn begin_batch(&mut self, _: usize) {}
+    fn begin_batch(&mut self, _: usize, _: &mut Vec<u8>) {}
 
     fn frame(&mut self, _: &mut (), frame: Frame<'_>, _max: usize, out: &mut Vec<u8>) {
         let reply = match frame {

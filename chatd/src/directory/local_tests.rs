@@ -20,6 +20,23 @@ fn addr() -> SocketAddr {
     "127.0.0.1:1".parse().unwrap()
 }
 
+/// A connection table whose connections' queues hold `.1` lines.
+struct Table(Conns, usize);
+
+impl Table {
+    fn new(queue_len: usize) -> Table {
+        Table(Conns::new(), queue_len)
+    }
+
+    fn open(&self, peer: SocketAddr) -> Arc<Conn> {
+        self.0.open(peer, self.1)
+    }
+
+    fn remove(&self, conn: &Conn) {
+        self.0.remove(conn)
+    }
+}
+
 fn name(s: &str) -> Name {
     Name::new(s).unwrap()
 }
@@ -30,7 +47,7 @@ fn send(d: &LocalDirectory, route: &mut Route, from: &Name, to: &str, body: &str
 
 #[test]
 fn claim_is_unique_ignoring_case_and_announced_to_others() {
-    let (conns, d) = (Conns::new(8), LocalDirectory::new());
+    let (conns, d) = (Table::new(8), LocalDirectory::new());
     let a = conns.open(addr());
     let b = conns.open(addr());
     assert_eq!(d.claim(&a, name("alice")).unwrap().len(), 1);
@@ -47,7 +64,7 @@ fn claim_is_unique_ignoring_case_and_announced_to_others() {
 
 #[test]
 fn send_matches_case_and_reports_unknown_and_busy() {
-    let (conns, d) = (Conns::new(1), LocalDirectory::new());
+    let (conns, d) = (Table::new(1), LocalDirectory::new());
     let a = conns.open(addr());
     let b = conns.open(addr());
     let alice = name("alice");
@@ -75,7 +92,7 @@ fn send_matches_case_and_reports_unknown_and_busy() {
 
 #[test]
 fn fan_out_skips_the_sender_and_gives_each_queue_the_prefix_that_fits() {
-    let (conns, d) = (Conns::new(3), LocalDirectory::new());
+    let (conns, d) = (Table::new(3), LocalDirectory::new());
     let all: Vec<_> = (0..4).map(|_| conns.open(addr())).collect();
     for (i, c) in all.iter().enumerate() {
         d.claim(c, name(&format!("u{i}"))).unwrap();
@@ -108,7 +125,7 @@ fn fan_out_skips_the_sender_and_gives_each_queue_the_prefix_that_fits() {
 
 #[test]
 fn a_removed_connection_frees_its_queue_even_while_a_route_still_holds_it() {
-    let (conns, d) = (Conns::new(8), LocalDirectory::new());
+    let (conns, d) = (Table::new(8), LocalDirectory::new());
     let a = conns.open(addr());
     let b = conns.open(addr());
     let alice = name("alice");
@@ -128,7 +145,7 @@ fn a_removed_connection_frees_its_queue_even_while_a_route_still_holds_it() {
 
 #[test]
 fn release_and_kick() {
-    let (conns, d) = (Conns::new(8), LocalDirectory::new());
+    let (conns, d) = (Table::new(8), LocalDirectory::new());
     let a = conns.open(addr());
     let b = conns.open(addr());
     d.claim(&a, name("a")).unwrap();
@@ -153,7 +170,7 @@ fn release_and_kick() {
 
 #[test]
 fn a_routed_recipient_that_left_is_looked_up_again() {
-    let (conns, d) = (Conns::new(8), LocalDirectory::new());
+    let (conns, d) = (Table::new(8), LocalDirectory::new());
     let a = conns.open(addr());
     let alice = name("alice");
     d.claim(&a, alice.clone()).unwrap();
