@@ -69,6 +69,7 @@ where
             rate,
             full_since: None,
             backlog_since: None,
+            errors_logged: ErrorLog::default(),
             pending: None,
             route: Route::default(),
         },
@@ -102,10 +103,66 @@ struct Core {
     /// Since when the output buffer has stayed at its high-water mark: the client does not
     /// read its replies (pipelined `users`, say).
     backlog_since: Option<Instant>,
+    errors_logged: ErrorLog,
     /// Broadcasts of this read not yet fanned out (see `requests.rs`). Boxed: most reads
     /// have none, and every byte here is paid by every idle connection.
     pending: Option<Box<requests::Run>>,
     route: Route,
+}
+
+/// Error replies logged per window and connection: a client sending garbage in a loop must
+/// not fill the log (or stall on it) with a line per reply.
+const ERROR_LOG_LINES: u32 = 5;
+const ERROR_LOG_WINDOW: Duration = Duration::from_secs(10);
+
+/// Which of a connection's error replies are logged: the first few of each window, then a
+/// count of the rest. Boxed: most connections never get one.
+#[derive(Default)]
+struct ErrorLog(Option<Box<ErrorWindow>>);
+
+struct ErrorWindow {
+    since: Instant,
+    logged: u32,
+    unlogged: u64,
+}
+
+impl ErrorLog {
+    /// Counts one error reply at `now`; true if it is to be logged.
+    fn note(&mut self, now: Instant, peer: SocketAddr, user: &str) -> bool {
+        let w = self.0.get_or_insert_with(|| {
+            Box::new(ErrorWindow {
+                since: now,
+                logged: 0,
+                unlogged: 0,
+            })
+        });
+        if now.saturating_duration_since(w.since) >= ERROR_LOG_WINDOW {
+            if w.unlogged > 0 {
+                info!(%peer, %user, unlogged = w.unlogged, "more error replies to this connection, not logged one by one");
+            }
+            **w = ErrorWindow {
+                since: now,
+                logged: 0,
+                unlogged: 0,
+            };
+        }
+        if w.logged < ERROR_LOG_LINES {
+            w.logged += 1;
+            true
+        } else {
+            w.unlogged += 1;
+            false
+        }
+    }
+
+    /// Logs how many error replies went unlogged since the last count.
+    fn summary(&self, peer: SocketAddr, user: &str) {
+        if let Some(w) = &self.0
+            && w.unlogged > 0
+        {
+            info!(%peer, %user, unlogged = w.unlogged, "more error replies to this connection, not logged one by one");
+        }
+    }
 }
 
 /// What woke the session.
@@ -218,6 +275,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         }
         drop(slot);
         let peer = conn.peer;
+        core.errors_logged.summary(peer, core.user());
         match conn.name() {
             Some(user) => info!(%peer, %user, %reason, "disconnected"),
             None => {

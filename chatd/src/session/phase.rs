@@ -28,6 +28,10 @@ pub(super) struct Closing {
     pub bye_written: bool,
 }
 
+/// The `bye` message of a client cut off for flooding: what to do about it.
+pub(super) const FLOODING: &str =
+    "too many requests refused (rate_limited, bad_request, ...); slow down and reconnect";
+
 /// Why a session ends in an orderly way.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) enum Close {
@@ -43,6 +47,8 @@ pub(super) enum Close {
     SlowConsumer,
     /// The client closed its side.
     ClientClosed,
+    /// The client went on sending after being refused, far past its rate.
+    Flooding,
 }
 
 impl Close {
@@ -54,6 +60,7 @@ impl Close {
             Close::Shutdown => (ByeReason::Shutdown, None),
             Close::LoginTimeout => (ByeReason::Timeout, None),
             Close::SlowConsumer => (ByeReason::SlowConsumer, None),
+            Close::Flooding => (ByeReason::Kicked, Some(FLOODING)),
             Close::ClientClosed => return None,
         })
     }
@@ -62,7 +69,7 @@ impl Close {
     pub fn leave(&self) -> LeaveReason {
         match self {
             Close::Logout => LeaveReason::Logout,
-            Close::Kicked(_) => LeaveReason::Kicked,
+            Close::Kicked(_) | Close::Flooding => LeaveReason::Kicked,
             Close::LoginTimeout => LeaveReason::Timeout,
             Close::SlowConsumer => LeaveReason::SlowConsumer,
             Close::Shutdown | Close::ClientClosed => LeaveReason::Disconnect,
@@ -128,6 +135,11 @@ mod tests {
                 LeaveReason::SlowConsumer,
             ),
             (Close::ClientClosed, None, LeaveReason::Disconnect),
+            (
+                Close::Flooding,
+                Some(ByeReason::Kicked),
+                LeaveReason::Kicked,
+            ),
         ];
         for (close, bye, leave) in cases {
             assert_eq!(close.bye().map(|b| b.0), bye, "{close:?}");

@@ -11,6 +11,7 @@ use super::Core;
 use super::phase::{Close, Phase};
 use crate::connection::Handler;
 use crate::directory::{Audience, ClaimError, Delivery, Lines};
+use crate::rate::Charge;
 use crate::stats::Stats;
 use bytes::Bytes;
 use proto::codec::Frame;
@@ -96,11 +97,20 @@ impl Core {
     ) {
         let out = self.answer(b, out);
         let peer = self.guard.conn.peer;
-        info!(%peer, user = %self.user(), %code, "error reply");
+        let user = self.guard.conn.name().map_or("-", |n| n.as_str());
+        if self.errors_logged.note(b.now, peer, user) {
+            info!(%peer, %user, %code, "error reply");
+        }
         let server = self.server();
         server.stats.error(code);
         server.events.error(peer, self.guard.conn.name(), code);
         encode::error(out, id, code, message);
+        // A refusal costs what a message costs, so garbage cannot be sent for free.
+        if self.rate.charge(b.now) == Charge::OverLimit {
+            let rate = self.rate.rate();
+            info!(%peer, user = %self.user(), rate, "still sending after being refused; cutting off");
+            self.begin_close(Close::Flooding, b.now);
+        }
     }
 
     fn serve(&mut self, b: &mut Batch, Parsed { id, request }: Parsed<'_>, out: &mut Vec<u8>) {
