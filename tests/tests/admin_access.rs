@@ -3,7 +3,7 @@
 //! `connect`; the daemon then checks the peer's credentials itself, which matters when the
 //! mode or directory has been loosened. These tests need root: a plain `cargo test` ignores them and CI runs them with `--ignored`.
 
-use e2e::{Chatd, Run, bin, run_as};
+use e2e::{Chatd, Run, bin, run, run_as};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -35,7 +35,7 @@ fn chatctl_as(s: &Setup, uid: u32, gid: u32, groups: &[u32], args: &[&str]) -> R
     let mut cmd = Command::new(&s.chatctl);
     cmd.arg("--socket").arg(s.d.admin_socket()).args(args);
     assert!(run_as(&mut cmd, uid, gid, groups));
-    cmd.output().expect("run chatctl").into()
+    run(cmd)
 }
 
 fn chmod(path: &Path, mode: u32) {

@@ -2,19 +2,17 @@
 //! second daemon refused, a path that is not a socket, removal on a clean exit, and what
 //! chatctl says when no daemon answers.
 
-use e2e::{Chatd, Run, bin, chatctl_at, socket_dir};
+use e2e::{Chatd, Run, bin, chatctl_at, run, socket_dir};
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::path::Path;
 use std::process::Command;
 
 /// Runs chatd to completion (for daemons that must refuse to start).
 fn chatd_refusing(admin_socket: &Path) -> Run {
-    Command::new(bin("chatd"))
-        .args(["--listen", "127.0.0.1:0", "--admin-socket"])
-        .arg(admin_socket)
-        .output()
-        .expect("run chatd")
-        .into()
+    let mut cmd = Command::new(bin("chatd"));
+    cmd.args(["--listen", "127.0.0.1:0", "--admin-socket"])
+        .arg(admin_socket);
+    run(cmd)
 }
 
 #[test]
@@ -115,13 +113,12 @@ fn a_second_daemon_refused_at_the_admin_socket_leaves_the_first_ones_pid_file() 
     let pid_file = dir.path().join("chatd.pid");
     let pid_arg = ["--pid-file", pid_file.to_str().unwrap()];
     let first = Chatd::start(&[&["--admin-socket", path.to_str().unwrap()][..], &pid_arg].concat());
-    let run: Run = Command::new(bin("chatd"))
+    let mut second = Command::new(bin("chatd"));
+    second
         .args(["--listen", "127.0.0.1:0", "--admin-socket"])
         .arg(&path)
-        .args(pid_arg)
-        .output()
-        .expect("run chatd")
-        .into();
+        .args(pid_arg);
+    let run = run(second);
     assert_eq!(run.code, 3, "{}", run.stderr);
     assert_eq!(
         std::fs::read_to_string(&pid_file).unwrap(),
@@ -164,11 +161,9 @@ fn the_environment_variable_chooses_the_socket_for_both_programs() {
         cmd.env("CHATD_ADMIN_SOCKET", &path);
     });
     assert!(path.exists());
-    let out = Command::new(bin("chatctl"))
-        .arg("status")
-        .env("CHATD_ADMIN_SOCKET", &path)
-        .output()
-        .unwrap();
+    let mut chatctl = Command::new(bin("chatctl"));
+    chatctl.arg("status").env("CHATD_ADMIN_SOCKET", &path);
+    let out = run(chatctl);
     assert!(out.status.success(), "{out:?}");
 }
 

@@ -125,10 +125,10 @@ async fn watch_ends_with_exit_3_when_chatd_stops() {
     assert!(w.next_line().contains("connect peer="));
     assert!(w.next_line().contains("login   user=alice"));
     d.signal("TERM");
-    let (code, err) = w.wait_exit();
-    assert_eq!(code, 3);
+    let run = w.finish();
+    assert_eq!(run.code, 3);
     assert_eq!(
-        err,
+        run.stderr,
         format!(
             "chatctl: cannot reach chatd at {}: chatd closed the connection (stopped?)\n",
             d.admin_socket().display()

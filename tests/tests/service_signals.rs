@@ -240,15 +240,7 @@ async fn sighup_names_settings_that_need_a_restart_and_applies_the_rest() {
     // No --listen flag this time, so the file's listen is the one in force.
     let cfg = write(dir.path(), "listen = [\"127.0.0.1:0\"]\nrate = 50\n");
     let mut d = Chatd::spawn_with(&["--config", &cfg], |_| {});
-    let line = d.wait_log("listening on ");
-    let addr = line
-        .rsplit("listening on ")
-        .next()
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
-    d.set_addrs(vec![addr]);
+    d.wait_listening(1);
     let mut c = Client::login(d.addr(), "x").await;
     write(dir.path(), "listen = [\"127.0.0.1:1\"]\n");
     d.signal("HUP");
