@@ -1,5 +1,6 @@
-//! The real `chatd` binary as a child process: started on a free port, its stderr read as
-//! its log, its readiness awaited, signalled, and killed when dropped.
+//! The real `chatd` binary as a child process, for the tests whose subject is the process:
+//! signals, reloads, the pid file, logging to stderr or files, exit codes, sd_notify. Tests of
+//! what chatd says on its sockets use the in-process [`crate::Server`] instead.
 
 use crate::admin::socket_dir;
 use crate::process::{bin, signal, wait_child};

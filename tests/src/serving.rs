@@ -1,6 +1,7 @@
-//! What a running chatd offers a test: its chat addresses, its admin socket (with `chatctl`
-//! to use it), and its log. [`crate::Chatd`] dereferences to a [`Serving`], so a test needs
-//! no trait in scope to use them.
+//! What every running chatd offers a test, whether [`crate::Server`] serves it in-process or
+//! [`crate::Chatd`] runs the binary: its chat addresses, its admin socket (with `chatctl` to
+//! use it), and its log. Both dereference to a [`Serving`], so a test body reads the same
+//! against either and needs no trait in scope.
 
 use crate::admin::{chatctl_at, watch};
 use crate::process::{Run, Running};
