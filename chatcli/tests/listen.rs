@@ -1,10 +1,10 @@
-//! `--listen` against the real chatd, and the ends a script must be able to tell apart:
-//! stopping as asked (exit 0) versus the server going away (exit 5).
+//! `--listen` against chatd served in-process, and the ends a script must be able to tell
+//! apart: stopping as asked (exit 0) versus the server going away (exit 5).
 
 mod common;
 
 use common::{cmd, rt};
-use e2e::{Chatd, Client, Running};
+use e2e::{Client, Running, Server};
 use serde_json::json;
 
 fn listener(addr: &str, extra: &[&str]) -> Running {
@@ -15,7 +15,7 @@ fn listener(addr: &str, extra: &[&str]) -> Running {
 
 #[test]
 fn messages_print_one_per_line_as_they_arrive_until_count() {
-    let d = Chatd::start(&["--rate", "0"]);
+    let d = Server::start(&["--rate", "0"]);
     let rt = rt();
     let mut alice = rt.block_on(Client::login(d.addr(), "alice"));
     let bot = listener(&d.addr().to_string(), &["--count", "2"]);
@@ -42,7 +42,7 @@ fn messages_print_one_per_line_as_they_arrive_until_count() {
 
 #[test]
 fn json_prints_the_raw_events() {
-    let d = Chatd::start(&["--rate", "0"]);
+    let d = Server::start(&["--rate", "0"]);
     let rt = rt();
     let mut carol = rt.block_on(Client::login(d.addr(), "carol"));
     let bot = listener(&d.addr().to_string(), &["--json", "--count", "1"]);
@@ -63,7 +63,7 @@ fn json_prints_the_raw_events() {
 
 #[test]
 fn sigterm_stops_the_listener_cleanly() {
-    let d = Chatd::start(&["--rate", "0"]);
+    let d = Server::start(&["--rate", "0"]);
     let rt = rt();
     let mut alice = rt.block_on(Client::login(d.addr(), "alice"));
     let bot = listener(&d.addr().to_string(), &[]);
@@ -77,12 +77,12 @@ fn sigterm_stops_the_listener_cleanly() {
 
 #[test]
 fn a_server_shutdown_ends_the_listener_with_5() {
-    let d = Chatd::start(&["--rate", "0"]);
+    let d = Server::start(&["--rate", "0"]);
     let rt = rt();
     let mut alice = rt.block_on(Client::login(d.addr(), "alice"));
     let bot = listener(&d.addr().to_string(), &[]);
     rt.block_on(alice.expect(json!({"type":"join","user":"bot"})));
-    d.signal("TERM");
+    d.begin_stop();
     let out = bot.finish();
     assert_eq!(out.code, 5, "{out:?}");
     assert_eq!(out.stderr, "chatcli: chatd is shutting down\n");
@@ -90,7 +90,7 @@ fn a_server_shutdown_ends_the_listener_with_5() {
 
 #[test]
 fn a_kick_ends_the_listener_with_5_and_the_administrators_reason() {
-    let d = Chatd::start(&["--rate", "0"]);
+    let d = Server::start(&["--rate", "0"]);
     let rt = rt();
     let mut alice = rt.block_on(Client::login(d.addr(), "alice"));
     let bot = listener(&d.addr().to_string(), &[]);
@@ -108,7 +108,7 @@ fn a_kick_ends_the_listener_with_5_and_the_administrators_reason() {
 
 #[test]
 fn a_dropped_connection_ends_a_sender_with_5_and_says_what_was_sent() {
-    let mut d = Chatd::start(&["--rate", "0"]);
+    let mut d = Server::start(&["--rate", "0"]);
     let rt = rt();
     let mut alice = rt.block_on(Client::login(d.addr(), "alice"));
     // A sender whose stdin stays open: it is logged in and waiting for lines.
@@ -124,8 +124,7 @@ fn a_dropped_connection_ends_a_sender_with_5_and_says_what_was_sent() {
             .expect(json!({"type":"msg","from":"bot","to":"alice","body":"one"}))
             .await;
     });
-    d.signal("KILL");
-    d.wait_exit();
+    d.kill();
     let out = sender.finish();
     assert_eq!(out.code, 5, "{out:?}");
     assert!(

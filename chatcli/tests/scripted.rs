@@ -1,10 +1,10 @@
-//! The scripted sender against the real chatd: delivery, order, every exit code and every
+//! The scripted sender against chatd served in-process: delivery, order, every exit code and every
 //! error a script can meet, each with its exact words.
 
 mod common;
 
 use common::{cmd, rt, run};
-use e2e::{Chatd, Client};
+use e2e::{Client, Server};
 use serde_json::json;
 
 fn msg(from: &str, to: &str, body: &str) -> serde_json::Value {
@@ -13,7 +13,7 @@ fn msg(from: &str, to: &str, body: &str) -> serde_json::Value {
 
 #[test]
 fn each_line_is_one_message_in_order_then_a_clean_logout() {
-    let d = Chatd::start(&["--rate", "0"]);
+    let d = Server::start(&["--rate", "0"]);
     let rt = rt();
     let mut alice = rt.block_on(Client::login(d.addr(), "alice"));
     let mut c = cmd(&d.addr().to_string());
@@ -34,7 +34,7 @@ fn each_line_is_one_message_in_order_then_a_clean_logout() {
 
 #[test]
 fn everyone_is_the_default_target() {
-    let d = Chatd::start(&["--rate", "0"]);
+    let d = Server::start(&["--rate", "0"]);
     let rt = rt();
     let mut alice = rt.block_on(Client::login(d.addr(), "alice"));
     let mut c = cmd(&d.addr().to_string());
@@ -49,7 +49,7 @@ fn everyone_is_the_default_target() {
 
 #[test]
 fn dash_m_sends_one_message_without_reading_stdin() {
-    let d = Chatd::start(&["--rate", "0"]);
+    let d = Server::start(&["--rate", "0"]);
     let rt = rt();
     let mut alice = rt.block_on(Client::login(d.addr(), "alice"));
     let mut c = cmd(&d.addr().to_string());
@@ -71,7 +71,7 @@ fn dash_m_sends_one_message_without_reading_stdin() {
 
 #[test]
 fn an_absent_recipient_fails_every_line_with_its_number_and_code() {
-    let d = Chatd::start(&["--rate", "0"]);
+    let d = Server::start(&["--rate", "0"]);
     let mut c = cmd(&d.addr().to_string());
     c.args(["--user", "bot", "--to", "carol"]);
     let out = run(c, b"one\n\ntwo\n");
@@ -90,7 +90,7 @@ fn an_absent_recipient_fails_every_line_with_its_number_and_code() {
 
 #[test]
 fn require_delivered_fails_a_message_nobody_got() {
-    let d = Chatd::start(&["--rate", "0"]);
+    let d = Server::start(&["--rate", "0"]);
     let addr = d.addr().to_string();
     let mut c = cmd(&addr);
     c.args(["--user", "lonely"]);
@@ -109,7 +109,7 @@ fn require_delivered_fails_a_message_nobody_got() {
 
 #[test]
 fn a_taken_name_exits_4_and_says_so() {
-    let d = Chatd::start(&["--rate", "0"]);
+    let d = Server::start(&["--rate", "0"]);
     let rt = rt();
     let _bot = rt.block_on(Client::login(d.addr(), "bot"));
     let mut c = cmd(&d.addr().to_string());
@@ -131,7 +131,7 @@ fn a_password_file_logs_in_where_the_server_wants_one() {
     let dir = tempfile::tempdir().unwrap();
     let pw = dir.path().join("pw");
     std::fs::write(&pw, "s3cret\n").unwrap();
-    let d = Chatd::start(&["--rate", "0", "--password-file", pw.to_str().unwrap()]);
+    let d = Server::start(&["--rate", "0", "--password-file", pw.to_str().unwrap()]);
     let server = d.addr().to_string();
 
     let mut c = cmd(&server);
@@ -182,7 +182,7 @@ fn a_password_file_logs_in_where_the_server_wants_one() {
 
 #[test]
 fn an_invalid_name_exits_4() {
-    let d = Chatd::start(&["--rate", "0"]);
+    let d = Server::start(&["--rate", "0"]);
     let mut c = cmd(&d.addr().to_string());
     c.args(["--user", "no spaces", "-m", "hi"]);
     let out = run(c, b"");
@@ -258,7 +258,7 @@ fn an_invalid_recipient_is_a_usage_error_before_connecting() {
 
 #[test]
 fn over_long_and_binary_lines_are_reported_and_the_rest_sent() {
-    let d = Chatd::start(&["--rate", "0"]);
+    let d = Server::start(&["--rate", "0"]);
     let rt = rt();
     let mut alice = rt.block_on(Client::login(d.addr(), "alice"));
     let mut c = cmd(&d.addr().to_string());
@@ -280,7 +280,7 @@ fn over_long_and_binary_lines_are_reported_and_the_rest_sent() {
 #[test]
 fn rate_limited_lines_wait_and_arrive_in_order() {
     // 5 in a burst, then 100 a second: 60 lines must meet rate_limited many times.
-    let d = Chatd::start(&["--rate", "100", "--rate-burst", "5"]);
+    let d = Server::start(&["--rate", "100", "--rate-burst", "5"]);
     let rt = rt();
     let mut alice = rt.block_on(Client::login(d.addr(), "alice"));
     let mut c = cmd(&d.addr().to_string());

@@ -3,7 +3,7 @@
 mod common;
 
 use common::{cmd, rt};
-use e2e::{Chatd, Client};
+use e2e::{Client, Server};
 use std::io::Write as _;
 use std::process::Stdio;
 
@@ -20,7 +20,7 @@ fn peak_rss_kib(pid: u32) -> u64 {
 #[test]
 fn a_hundred_thousand_lines_arrive_in_order_in_bounded_memory() {
     const LINES: usize = 100_000;
-    let d = Chatd::start(&["--rate", "0", "--queue-len", "100000"]);
+    let d = Server::start(&["--rate", "0", "--queue-len", "100000"]);
     let rt = rt();
     let mut alice = rt.block_on(Client::login(d.addr(), "alice"));
     let mut child = cmd(&d.addr().to_string())

@@ -1,5 +1,5 @@
-//! What the chatcli tests share beyond the workspace harness (`e2e`, which runs chatd and
-//! the other binaries): the binary under test, a command for it with a clean
+//! What the chatcli tests share beyond the workspace harness (`e2e`, which serves chatd
+//! in-process and runs binaries): the binary under test, a command for it with a clean
 //! environment, and a runtime for the harness's raw protocol clients.
 
 #![allow(dead_code)]
