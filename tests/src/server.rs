@@ -38,7 +38,7 @@ const BINARY_ONLY: &[&str] = &[
     "--log-max-files",
 ];
 
-/// Where a server is in its life. Each phase implies the ones before it.
+/// Where a server is in its life. Phases only move forward; a kill may come in any of them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Phase {
     /// Accepting and serving.
@@ -230,7 +230,11 @@ fn serve(
         // Yields, on purpose, the future of the second stop (as chatd's main.rs does).
         #[allow(clippy::async_yields_async)]
         let shutdown = async move {
-            reached(&mut phase, Phase::Draining).await;
+            // Not on a kill, which skips the phases between: a killed chatd must not begin
+            // the drain, nor send anyone `bye shutdown`, while the kill takes effect.
+            let _ = phase
+                .wait_for(|p| matches!(p, Phase::Draining | Phase::Hurrying))
+                .await;
             async move { reached(&mut phase, Phase::Hurrying).await }
         };
         tokio::select! {
