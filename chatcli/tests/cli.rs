@@ -11,7 +11,7 @@ fn help_documents_every_exit_code() {
     let mut c = Command::new(common::chatcli());
     c.arg("--help");
     let out = run(c, b"");
-    assert_eq!(out.code(), 0);
+    assert_eq!(out.code, 0);
     for line in [
         "Exit status:",
         "  0  ok",
@@ -35,7 +35,7 @@ fn version_prints_the_package_version() {
     let mut c = Command::new(common::chatcli());
     c.arg("--version");
     let out = run(c, b"");
-    assert_eq!(out.code(), 0);
+    assert_eq!(out.code, 0);
     assert_eq!(
         out.stdout,
         format!("chatcli {}\n", env!("CARGO_PKG_VERSION"))
@@ -48,7 +48,7 @@ fn a_blank_message_is_a_usage_error_not_a_silent_success() {
         let mut c = Command::new(common::chatcli());
         c.args(["--user", "cron", "-m", blank]);
         let out = run(c, b"");
-        assert_eq!(out.code(), 2, "{out:?}");
+        assert_eq!(out.code, 2, "{out:?}");
         assert!(
             out.stderr
                 .contains("the message is empty; there is nothing to send"),
@@ -62,7 +62,7 @@ fn an_unknown_flag_is_a_usage_error() {
     let mut c = Command::new(common::chatcli());
     c.arg("--frobnicate");
     let out = run(c, b"");
-    assert_eq!(out.code(), 2);
+    assert_eq!(out.code, 2);
     assert!(
         out.stderr.contains("unexpected argument '--frobnicate'"),
         "{out:?}"

@@ -1,11 +1,11 @@
-//! The interactive chat, driven through a pseudo-terminal (rexpect) against the real chatd:
-//! the login prompt, sending, receiving while a line is half typed, `/to`, `@name`,
-//! completion, history, Ctrl-C, Ctrl-D, and a session the server ends.
+//! The interactive chat, driven through a pseudo-terminal (rexpect) against chatd served
+//! in-process: the login prompt, sending, receiving while a line is half typed, `/to`,
+//! `@name`, completion, history, Ctrl-C, Ctrl-D, and a session the server ends.
 
 mod common;
 
-use common::{chatcli, chatd, rt};
-use e2e::Client;
+use common::{chatcli, rt};
+use e2e::{Client, Server};
 use rexpect::process::WaitStatus;
 use rexpect::session::{Options, PtySession};
 use serde_json::json;
@@ -33,7 +33,7 @@ fn spawn(addr: &str, args: &[&str], history: &PathBuf, colour: bool) -> PtySessi
         c.env("NO_COLOR", "1");
     }
     let opts = Options::new()
-        .timeout_ms(Some(common::WAIT.as_millis() as u64))
+        .timeout_ms(Some(e2e::DEADLINE.as_millis() as u64))
         .strip_ansi_escape_codes(!colour);
     rexpect::spawn_with_options(c, opts).expect("spawn chatcli on a pty")
 }
@@ -59,7 +59,7 @@ fn msg(from: &str, to: &str, body: &str) -> serde_json::Value {
 
 #[test]
 fn login_prompt_asks_again_with_the_servers_reason() {
-    let d = chatd(&["--rate", "0"]);
+    let d = Server::start(&["--rate", "0"]);
     let rt = rt();
     let mut alice = rt.block_on(Client::login(d.addr(), "alice"));
     let mut p = spawn(&d.addr().to_string(), &[], &history("login"), false);
@@ -85,7 +85,7 @@ fn login_prompt_asks_again_with_the_servers_reason() {
 
 #[test]
 fn lines_go_to_the_target_the_prompt_shows() {
-    let d = chatd(&["--rate", "0"]);
+    let d = Server::start(&["--rate", "0"]);
     let rt = rt();
     let mut alice = rt.block_on(Client::login(d.addr(), "alice"));
     let mut p = spawn(
@@ -121,7 +121,7 @@ fn lines_go_to_the_target_the_prompt_shows() {
 
 #[test]
 fn a_message_arriving_mid_line_prints_above_and_the_line_survives() {
-    let d = chatd(&["--rate", "0"]);
+    let d = Server::start(&["--rate", "0"]);
     let rt = rt();
     let mut alice = rt.block_on(Client::login(d.addr(), "alice"));
     let mut p = spawn(
@@ -161,7 +161,7 @@ fn a_message_arriving_mid_line_prints_above_and_the_line_survives() {
 
 #[test]
 fn tab_completes_commands_and_the_names_of_users_who_joined() {
-    let d = chatd(&["--rate", "0"]);
+    let d = Server::start(&["--rate", "0"]);
     let rt = rt();
     let _alice = rt.block_on(Client::login(d.addr(), "alice"));
     let mut p = spawn(
@@ -194,7 +194,7 @@ fn tab_completes_commands_and_the_names_of_users_who_joined() {
 
 #[test]
 fn ctrl_c_clears_the_line_and_ctrl_d_logs_out() {
-    let d = chatd(&["--rate", "0"]);
+    let d = Server::start(&["--rate", "0"]);
     let rt = rt();
     let mut alice = rt.block_on(Client::login(d.addr(), "alice"));
     let mut p = spawn(
@@ -224,7 +224,7 @@ fn ctrl_c_clears_the_line_and_ctrl_d_logs_out() {
 
 #[test]
 fn server_errors_read_as_plain_words() {
-    let d = chatd(&["--rate", "0"]);
+    let d = Server::start(&["--rate", "0"]);
     let mut p = spawn(
         &d.addr().to_string(),
         &["--user", "carol"],
@@ -249,7 +249,7 @@ fn server_errors_read_as_plain_words() {
 
 #[test]
 fn history_is_kept_across_runs() {
-    let d = chatd(&["--rate", "0"]);
+    let d = Server::start(&["--rate", "0"]);
     let file = history("history");
     let addr = d.addr().to_string();
     let mut p = spawn(&addr, &["--user", "carol"], &file, false);
@@ -273,7 +273,7 @@ fn history_is_kept_across_runs() {
 
 #[test]
 fn colour_on_a_terminal_and_none_with_no_color() {
-    let d = chatd(&["--rate", "0"]);
+    let d = Server::start(&["--rate", "0"]);
     let rt = rt();
     let mut alice = rt.block_on(Client::login(d.addr(), "alice"));
     let mut p = spawn(
@@ -301,7 +301,7 @@ fn colour_on_a_terminal_and_none_with_no_color() {
 
 #[test]
 fn a_session_the_server_ends_is_reported_and_exits_5() {
-    let d = chatd(&["--rate", "0"]);
+    let d = Server::start(&["--rate", "0"]);
     let mut p = spawn(
         &d.addr().to_string(),
         &["--user", "carol"],
@@ -312,7 +312,7 @@ fn a_session_the_server_ends_is_reported_and_exits_5() {
     p.send("half").unwrap();
     p.flush().unwrap();
     p.exp_string("half").unwrap();
-    d.signal("TERM");
+    d.begin_stop();
     p.exp_string("chatcli: chatd is shutting down").unwrap();
     assert_eq!(exit_code(p), 5);
 }

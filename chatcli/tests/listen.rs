@@ -1,75 +1,21 @@
-//! `--listen` against the real chatd, and the ends a script must be able to tell apart:
-//! stopping as asked (exit 0) versus the server going away (exit 5).
+//! `--listen` against chatd served in-process, and the ends a script must be able to tell
+//! apart: stopping as asked (exit 0) versus the server going away (exit 5).
 
 mod common;
 
-use common::{WAIT, chatd, cmd, rt};
-use e2e::Client;
+use common::{cmd, rt};
+use e2e::{Client, Running, Server};
 use serde_json::json;
-use std::io::{BufRead as _, BufReader};
-use std::process::{Child, Stdio};
-use std::sync::mpsc;
-
-/// A running chatcli whose stdout lines arrive on a channel as soon as they are written.
-struct Running {
-    child: Child,
-    lines: mpsc::Receiver<String>,
-}
-
-impl Running {
-    fn start(mut c: std::process::Command) -> Running {
-        let mut child = c
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn chatcli");
-        let out = child.stdout.take().unwrap();
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for l in BufReader::new(out).lines().map_while(Result::ok) {
-                if tx.send(l).is_err() {
-                    break;
-                }
-            }
-        });
-        Running { child, lines }
-    }
-
-    fn line(&self) -> String {
-        self.lines
-            .recv_timeout(WAIT)
-            .expect("no line from chatcli before the deadline")
-    }
-
-    fn signal(&self, sig: &str) {
-        let ok = std::process::Command::new("kill")
-            .args([format!("-{sig}"), self.child.id().to_string()])
-            .status()
-            .unwrap()
-            .success();
-        assert!(ok);
-    }
-
-    fn finish(self) -> common::Output {
-        let Running { mut child, lines } = self;
-        // stdout belongs to the reader thread; collect what is left of it.
-        child.stdout = None;
-        let mut out = common::finish(child);
-        out.stdout = lines.try_iter().collect::<Vec<_>>().join("\n");
-        out
-    }
-}
 
 fn listener(addr: &str, extra: &[&str]) -> Running {
     let mut c = cmd(addr);
     c.args(["--user", "bot", "--listen"]).args(extra);
-    Running::start(c)
+    Running::start(c, "chatcli")
 }
 
 #[test]
 fn messages_print_one_per_line_as_they_arrive_until_count() {
-    let d = chatd(&["--rate", "0"]);
+    let d = Server::start(&["--rate", "0"]);
     let rt = rt();
     let mut alice = rt.block_on(Client::login(d.addr(), "alice"));
     let bot = listener(&d.addr().to_string(), &["--count", "2"]);
@@ -80,11 +26,11 @@ fn messages_print_one_per_line_as_they_arrive_until_count() {
             .await;
     });
     // Read before the second message exists: the first line was flushed on its own.
-    assert_eq!(bot.line(), "alice→*: hello\\nall");
+    assert_eq!(bot.next_line(), "alice→*: hello\\nall");
     rt.block_on(alice.send(r#"{"type":"msg","to":"BOT","body":"psst"}"#));
-    assert_eq!(bot.line(), "alice→bot: psst");
+    assert_eq!(bot.next_line(), "alice→bot: psst");
     let out = bot.finish();
-    assert_eq!(out.code(), 0, "{out:?}");
+    assert_eq!(out.code, 0, "{out:?}");
     rt.block_on(async {
         alice.expect(json!({"type":"ok","delivered":1})).await;
         alice.expect(json!({"type":"ok","delivered":1})).await;
@@ -96,55 +42,55 @@ fn messages_print_one_per_line_as_they_arrive_until_count() {
 
 #[test]
 fn json_prints_the_raw_events() {
-    let d = chatd(&["--rate", "0"]);
+    let d = Server::start(&["--rate", "0"]);
     let rt = rt();
     let mut carol = rt.block_on(Client::login(d.addr(), "carol"));
     let bot = listener(&d.addr().to_string(), &["--json", "--count", "1"]);
     rt.block_on(carol.expect(json!({"type":"join","user":"bot"})));
     let _alice = rt.block_on(Client::login(d.addr(), "alice"));
-    let join: serde_json::Value = serde_json::from_str(&bot.line()).unwrap();
+    let join: serde_json::Value = serde_json::from_str(&bot.next_line()).unwrap();
     assert_eq!(join, json!({"type":"join","user":"alice"}));
     rt.block_on(carol.send(r#"{"type":"msg","to":"bot","body":"x"}"#));
-    let mut m: serde_json::Value = serde_json::from_str(&bot.line()).unwrap();
+    let mut m: serde_json::Value = serde_json::from_str(&bot.next_line()).unwrap();
     assert!(m["ts"].as_u64().is_some(), "{m}");
     m.as_object_mut().unwrap().remove("ts");
     assert_eq!(
         m,
         json!({"type":"msg","from":"carol","to":"bot","body":"x"})
     );
-    assert_eq!(bot.finish().code(), 0);
+    assert_eq!(bot.finish().code, 0);
 }
 
 #[test]
 fn sigterm_stops_the_listener_cleanly() {
-    let d = chatd(&["--rate", "0"]);
+    let d = Server::start(&["--rate", "0"]);
     let rt = rt();
     let mut alice = rt.block_on(Client::login(d.addr(), "alice"));
     let bot = listener(&d.addr().to_string(), &[]);
     rt.block_on(alice.expect(json!({"type":"join","user":"bot"})));
     bot.signal("TERM");
     let out = bot.finish();
-    assert_eq!(out.code(), 0, "{out:?}");
+    assert_eq!(out.code, 0, "{out:?}");
     assert_eq!(out.stderr, "");
     rt.block_on(alice.expect(json!({"type":"leave","user":"bot","reason":"logout"})));
 }
 
 #[test]
 fn a_server_shutdown_ends_the_listener_with_5() {
-    let d = chatd(&["--rate", "0"]);
+    let d = Server::start(&["--rate", "0"]);
     let rt = rt();
     let mut alice = rt.block_on(Client::login(d.addr(), "alice"));
     let bot = listener(&d.addr().to_string(), &[]);
     rt.block_on(alice.expect(json!({"type":"join","user":"bot"})));
-    d.signal("TERM");
+    d.begin_stop();
     let out = bot.finish();
-    assert_eq!(out.code(), 5, "{out:?}");
+    assert_eq!(out.code, 5, "{out:?}");
     assert_eq!(out.stderr, "chatcli: chatd is shutting down\n");
 }
 
 #[test]
 fn a_kick_ends_the_listener_with_5_and_the_administrators_reason() {
-    let d = chatd(&["--rate", "0"]);
+    let d = Server::start(&["--rate", "0"]);
     let rt = rt();
     let mut alice = rt.block_on(Client::login(d.addr(), "alice"));
     let bot = listener(&d.addr().to_string(), &[]);
@@ -152,7 +98,7 @@ fn a_kick_ends_the_listener_with_5_and_the_administrators_reason() {
     let kick = d.chatctl(&["kick", "BOT", "--reason", "too chatty"]);
     assert_eq!(kick.code, 0, "{kick:?}");
     let out = bot.finish();
-    assert_eq!(out.code(), 5, "{out:?}");
+    assert_eq!(out.code, 5, "{out:?}");
     assert_eq!(
         out.stderr,
         "chatcli: kicked by the administrator: too chatty\n"
@@ -162,14 +108,14 @@ fn a_kick_ends_the_listener_with_5_and_the_administrators_reason() {
 
 #[test]
 fn a_dropped_connection_ends_a_sender_with_5_and_says_what_was_sent() {
-    let mut d = chatd(&["--rate", "0"]);
+    let mut d = Server::start(&["--rate", "0"]);
     let rt = rt();
     let mut alice = rt.block_on(Client::login(d.addr(), "alice"));
     // A sender whose stdin stays open: it is logged in and waiting for lines.
     let mut c = cmd(&d.addr().to_string());
     c.args(["--user", "bot", "--to", "alice"]);
-    let mut sender = Running::start(c);
-    let mut stdin = sender.child.stdin.take().unwrap();
+    let mut sender = Running::start(c, "chatcli");
+    let mut stdin = sender.take_stdin();
     use std::io::Write as _;
     stdin.write_all(b"one\n").unwrap();
     rt.block_on(async {
@@ -178,10 +124,9 @@ fn a_dropped_connection_ends_a_sender_with_5_and_says_what_was_sent() {
             .expect(json!({"type":"msg","from":"bot","to":"alice","body":"one"}))
             .await;
     });
-    d.signal("KILL");
-    d.wait_exit();
+    d.kill();
     let out = sender.finish();
-    assert_eq!(out.code(), 5, "{out:?}");
+    assert_eq!(out.code, 5, "{out:?}");
     assert!(
         out.stderr.starts_with(&format!(
             "chatcli: lost the connection to chatd at {}: ",

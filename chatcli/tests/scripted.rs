@@ -1,10 +1,10 @@
-//! The scripted sender against the real chatd: delivery, order, every exit code and every
+//! The scripted sender against chatd served in-process: delivery, order, every exit code and every
 //! error a script can meet, each with its exact words.
 
 mod common;
 
-use common::{chatd, cmd, rt, run};
-use e2e::Client;
+use common::{cmd, rt, run};
+use e2e::{Client, Server};
 use serde_json::json;
 
 fn msg(from: &str, to: &str, body: &str) -> serde_json::Value {
@@ -13,13 +13,13 @@ fn msg(from: &str, to: &str, body: &str) -> serde_json::Value {
 
 #[test]
 fn each_line_is_one_message_in_order_then_a_clean_logout() {
-    let d = chatd(&["--rate", "0"]);
+    let d = Server::start(&["--rate", "0"]);
     let rt = rt();
     let mut alice = rt.block_on(Client::login(d.addr(), "alice"));
     let mut c = cmd(&d.addr().to_string());
     c.args(["--user", "bot", "--to", "alice"]);
     let out = run(c, b"first\nsecond line\n\n   \nthird \"quoted\"");
-    assert_eq!(out.code(), 0, "{out:?}");
+    assert_eq!(out.code, 0, "{out:?}");
     assert_eq!(out.stderr, "");
     rt.block_on(async {
         alice.expect(json!({"type":"join","user":"bot"})).await;
@@ -34,13 +34,13 @@ fn each_line_is_one_message_in_order_then_a_clean_logout() {
 
 #[test]
 fn everyone_is_the_default_target() {
-    let d = chatd(&["--rate", "0"]);
+    let d = Server::start(&["--rate", "0"]);
     let rt = rt();
     let mut alice = rt.block_on(Client::login(d.addr(), "alice"));
     let mut c = cmd(&d.addr().to_string());
     c.env("CHAT_USER", "bot");
     let out = run(c, b"hello all\n");
-    assert_eq!(out.code(), 0, "{out:?}");
+    assert_eq!(out.code, 0, "{out:?}");
     rt.block_on(async {
         alice.expect(json!({"type":"join","user":"bot"})).await;
         alice.expect(msg("bot", "*", "hello all")).await;
@@ -49,20 +49,20 @@ fn everyone_is_the_default_target() {
 
 #[test]
 fn dash_m_sends_one_message_without_reading_stdin() {
-    let d = chatd(&["--rate", "0"]);
+    let d = Server::start(&["--rate", "0"]);
     let rt = rt();
     let mut alice = rt.block_on(Client::login(d.addr(), "alice"));
     let mut c = cmd(&d.addr().to_string());
     c.args(["--user", "cron", "--to", "alice", "-m", "backup done"]);
     // stdin stays open and unread: -m must not wait for it
-    let out = common::finish(
+    let out = e2e::collect(
         c.stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())
             .spawn()
             .unwrap(),
     );
-    assert_eq!(out.code(), 0, "{out:?}");
+    assert_eq!(out.code, 0, "{out:?}");
     rt.block_on(async {
         alice.expect(json!({"type":"join","user":"cron"})).await;
         alice.expect(msg("cron", "alice", "backup done")).await;
@@ -71,11 +71,11 @@ fn dash_m_sends_one_message_without_reading_stdin() {
 
 #[test]
 fn an_absent_recipient_fails_every_line_with_its_number_and_code() {
-    let d = chatd(&["--rate", "0"]);
+    let d = Server::start(&["--rate", "0"]);
     let mut c = cmd(&d.addr().to_string());
     c.args(["--user", "bot", "--to", "carol"]);
     let out = run(c, b"one\n\ntwo\n");
-    assert_eq!(out.code(), 1, "{out:?}");
+    assert_eq!(out.code, 1, "{out:?}");
     let lines: Vec<&str> = out.stderr.lines().collect();
     assert_eq!(lines.len(), 2, "{out:?}");
     assert!(
@@ -90,17 +90,17 @@ fn an_absent_recipient_fails_every_line_with_its_number_and_code() {
 
 #[test]
 fn require_delivered_fails_a_message_nobody_got() {
-    let d = chatd(&["--rate", "0"]);
+    let d = Server::start(&["--rate", "0"]);
     let addr = d.addr().to_string();
     let mut c = cmd(&addr);
     c.args(["--user", "lonely"]);
     let out = run(c, b"anyone?\n");
-    assert_eq!(out.code(), 0, "delivered 0 is fine by default: {out:?}");
+    assert_eq!(out.code, 0, "delivered 0 is fine by default: {out:?}");
 
     let mut c = cmd(&addr);
     c.args(["--user", "lonely", "--require-delivered"]);
     let out = run(c, b"anyone?\n");
-    assert_eq!(out.code(), 1, "{out:?}");
+    assert_eq!(out.code, 1, "{out:?}");
     assert_eq!(
         out.stderr,
         "chatcli: line 1: undelivered: nobody received it (--require-delivered)\n"
@@ -109,13 +109,13 @@ fn require_delivered_fails_a_message_nobody_got() {
 
 #[test]
 fn a_taken_name_exits_4_and_says_so() {
-    let d = chatd(&["--rate", "0"]);
+    let d = Server::start(&["--rate", "0"]);
     let rt = rt();
     let _bot = rt.block_on(Client::login(d.addr(), "bot"));
     let mut c = cmd(&d.addr().to_string());
     c.args(["--user", "BOT", "-m", "hi"]);
     let out = run(c, b"");
-    assert_eq!(out.code(), 4, "{out:?}");
+    assert_eq!(out.code, 4, "{out:?}");
     assert!(
         out.stderr.starts_with("chatcli: cannot log in as BOT: "),
         "{out:?}"
@@ -131,7 +131,7 @@ fn a_password_file_logs_in_where_the_server_wants_one() {
     let dir = tempfile::tempdir().unwrap();
     let pw = dir.path().join("pw");
     std::fs::write(&pw, "s3cret\n").unwrap();
-    let d = chatd(&["--rate", "0", "--password-file", pw.to_str().unwrap()]);
+    let d = Server::start(&["--rate", "0", "--password-file", pw.to_str().unwrap()]);
     let server = d.addr().to_string();
 
     let mut c = cmd(&server);
@@ -139,12 +139,12 @@ fn a_password_file_logs_in_where_the_server_wants_one() {
         .arg("--password-file")
         .arg(&pw);
     let out = run(c, b"");
-    assert_eq!((out.code(), out.stderr.as_str()), (0, ""), "{out:?}");
+    assert_eq!((out.code, out.stderr.as_str()), (0, ""), "{out:?}");
 
     let mut c = cmd(&server);
     c.args(["--user", "bot", "-m", "hi"]);
     let out = run(c, b"");
-    assert_eq!(out.code(), 4, "{out:?}");
+    assert_eq!(out.code, 4, "{out:?}");
     assert_eq!(
         out.stderr,
         "chatcli: cannot log in as bot: this server requires a password — give the password with --password-file\n"
@@ -157,7 +157,7 @@ fn a_password_file_logs_in_where_the_server_wants_one() {
         .arg("--password-file")
         .arg(&wrong);
     let out = run(c, b"");
-    assert_eq!(out.code(), 4, "{out:?}");
+    assert_eq!(out.code, 4, "{out:?}");
     assert_eq!(
         out.stderr,
         "chatcli: cannot log in as bot: wrong password — give the password with --password-file\n"
@@ -173,7 +173,7 @@ fn a_password_file_logs_in_where_the_server_wants_one() {
         "/nonexistent/pw",
     ]);
     let out = run(c, b"");
-    assert_eq!(out.code(), 2, "{out:?}");
+    assert_eq!(out.code, 2, "{out:?}");
     assert_eq!(
         out.stderr,
         "chatcli: cannot read the password file /nonexistent/pw: No such file or directory (os error 2)\n"
@@ -182,11 +182,11 @@ fn a_password_file_logs_in_where_the_server_wants_one() {
 
 #[test]
 fn an_invalid_name_exits_4() {
-    let d = chatd(&["--rate", "0"]);
+    let d = Server::start(&["--rate", "0"]);
     let mut c = cmd(&d.addr().to_string());
     c.args(["--user", "no spaces", "-m", "hi"]);
     let out = run(c, b"");
-    assert_eq!(out.code(), 4, "{out:?}");
+    assert_eq!(out.code, 4, "{out:?}");
     assert!(
         out.stderr
             .starts_with("chatcli: cannot log in as \"no spaces\": "),
@@ -206,7 +206,7 @@ fn an_unreachable_server_exits_3_with_the_fix() {
     let mut c = cmd(&addr);
     c.args(["--user", "bot", "-m", "hi"]);
     let out = run(c, b"");
-    assert_eq!(out.code(), 3, "{out:?}");
+    assert_eq!(out.code, 3, "{out:?}");
     assert_eq!(
         out.stderr,
         format!(
@@ -224,7 +224,7 @@ fn a_server_that_accepts_but_never_answers_the_login_exits_3() {
     let mut c = cmd(&addr);
     c.args(["--user", "bot", "--timeout", "1", "-m", "hi"]);
     let out = run(c, b"");
-    assert_eq!(out.code(), 3, "{out:?}");
+    assert_eq!(out.code, 3, "{out:?}");
     assert_eq!(
         out.stderr,
         format!(
@@ -239,7 +239,7 @@ fn no_user_name_in_a_pipe_is_a_usage_error() {
     let mut c = cmd("127.0.0.1:9");
     c.arg("-m").arg("hi");
     let out = run(c, b"");
-    assert_eq!(out.code(), 2, "{out:?}");
+    assert_eq!(out.code, 2, "{out:?}");
     assert_eq!(
         out.stderr,
         "chatcli: no user name: pass --user NAME or set CHAT_USER (only a terminal session asks \
@@ -252,19 +252,19 @@ fn an_invalid_recipient_is_a_usage_error_before_connecting() {
     let mut c = cmd("127.0.0.1:9");
     c.args(["--user", "bot", "--to", "a b"]);
     let out = run(c, b"x\n");
-    assert_eq!(out.code(), 2, "{out:?}");
+    assert_eq!(out.code, 2, "{out:?}");
     assert!(out.stderr.contains("use * for everyone"), "{out:?}");
 }
 
 #[test]
 fn over_long_and_binary_lines_are_reported_and_the_rest_sent() {
-    let d = chatd(&["--rate", "0"]);
+    let d = Server::start(&["--rate", "0"]);
     let rt = rt();
     let mut alice = rt.block_on(Client::login(d.addr(), "alice"));
     let mut c = cmd(&d.addr().to_string());
     c.args(["--user", "bot", "--to", "alice", "--max-line-bytes", "10"]);
     let out = run(c, b"ok 1\nthis line is too long\n\xff\xfe\nok 2\n");
-    assert_eq!(out.code(), 1, "{out:?}");
+    assert_eq!(out.code, 1, "{out:?}");
     assert_eq!(
         out.stderr,
         "chatcli: line 2: too_large: longer than 10 bytes, not sent (see --max-line-bytes)\n\
@@ -280,7 +280,7 @@ fn over_long_and_binary_lines_are_reported_and_the_rest_sent() {
 #[test]
 fn rate_limited_lines_wait_and_arrive_in_order() {
     // 5 in a burst, then 100 a second: 60 lines must meet rate_limited many times.
-    let d = chatd(&["--rate", "100", "--rate-burst", "5"]);
+    let d = Server::start(&["--rate", "100", "--rate-burst", "5"]);
     let rt = rt();
     let mut alice = rt.block_on(Client::login(d.addr(), "alice"));
     let mut c = cmd(&d.addr().to_string());
@@ -288,7 +288,7 @@ fn rate_limited_lines_wait_and_arrive_in_order() {
     let input: String = (1..=60).map(|i| format!("line {i}\n")).collect();
     let started = std::time::Instant::now();
     let out = run(c, input.as_bytes());
-    assert_eq!(out.code(), 0, "{out:?}");
+    assert_eq!(out.code, 0, "{out:?}");
     assert_eq!(out.stderr, "", "no failure and no overtaking");
     // 55 lines beyond the burst at 100/s cannot take less than about half a second: proof that
     // the limit was met and waited out.

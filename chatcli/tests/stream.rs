@@ -2,8 +2,8 @@
 
 mod common;
 
-use common::{chatd, cmd, rt};
-use e2e::Client;
+use common::{cmd, rt};
+use e2e::{Client, Server};
 use std::io::Write as _;
 use std::process::Stdio;
 
@@ -20,7 +20,7 @@ fn peak_rss_kib(pid: u32) -> u64 {
 #[test]
 fn a_hundred_thousand_lines_arrive_in_order_in_bounded_memory() {
     const LINES: usize = 100_000;
-    let d = chatd(&["--rate", "0", "--queue-len", "100000"]);
+    let d = Server::start(&["--rate", "0", "--queue-len", "100000"]);
     let rt = rt();
     let mut alice = rt.block_on(Client::login(d.addr(), "alice"));
     let mut child = cmd(&d.addr().to_string())
@@ -57,8 +57,8 @@ fn a_hundred_thousand_lines_arrive_in_order_in_bounded_memory() {
         }
     });
     let peak = writer.join().unwrap();
-    let out = common::finish(child);
-    assert_eq!(out.code(), 0, "{out:?}");
+    let out = e2e::collect(child);
+    assert_eq!(out.code, 0, "{out:?}");
     assert!(
         peak < 24 * 1024,
         "chatcli peaked at {peak} KiB while streaming ~30 MB"

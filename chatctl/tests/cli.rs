@@ -1,44 +1,31 @@
 //! chatctl's command line as a process, without a daemon: help with examples and exit codes,
 //! usage errors, and each way of failing to reach chatd, with its message and exit code. (Also
 //! makes `cargo test --workspace` build the chatctl binary the end-to-end tests use.)
-//! The tests with a real daemon are in `tests/tests/admin_*.rs`.
+//! The tests with a daemon (served in-process) are in `tests/tests/admin_*.rs`.
 
+use e2e::{Run, chatctl_at, copy_for_others, run, run_as, run_bin, socket_dir};
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-fn chatctl(args: &[&str], adjust: impl FnOnce(&mut Command)) -> (i32, String, String) {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_chatctl"));
-    cmd.args(args).env_remove("CHATD_ADMIN_SOCKET");
-    adjust(&mut cmd);
-    let out = cmd.output().unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+/// chatctl with these arguments and no `CHATD_ADMIN_SOCKET`: exit code, stdout, stderr.
+fn chatctl(args: &[&str]) -> (i32, String, String) {
+    run_bin("chatctl", args, |c| {
+        c.env_remove(proto::admin::SOCKET_ENV);
+    })
 }
 
-fn at(path: &Path, args: &[&str]) -> (i32, String, String) {
-    let mut all = vec!["--socket", path.to_str().unwrap()];
-    all.extend_from_slice(args);
-    chatctl(&all, |_| {})
-}
-
-/// A short directory under /tmp (Unix socket paths are limited to 108 bytes).
+/// A private directory for a socket, and the socket's path in it.
 fn tmp() -> (tempfile::TempDir, PathBuf) {
-    let dir = tempfile::Builder::new()
-        .prefix("chatctl-")
-        .tempdir_in("/tmp")
-        .unwrap();
+    let dir = socket_dir();
     let path = dir.path().join("admin.sock");
     (dir, path)
 }
 
 #[test]
 fn help_shows_examples_the_socket_rule_and_exit_codes() {
-    let (code, out, _) = chatctl(&["--help"], |_| {});
+    let (code, out, _) = chatctl(&["--help"]);
     assert_eq!(code, 0);
     for text in [
         "Examples:",
@@ -52,7 +39,7 @@ fn help_shows_examples_the_socket_rule_and_exit_codes() {
         assert!(out.contains(text), "--help lacks {text:?}:\n{out}");
     }
     for sub in ["users", "kick", "notice", "watch", "stats", "status"] {
-        let (code, out, _) = chatctl(&[sub, "--help"], |_| {});
+        let (code, out, _) = chatctl(&[sub, "--help"]);
         assert_eq!(code, 0);
         assert!(out.contains("Examples:"), "{sub} --help lacks examples");
         assert!(out.contains(&format!("chatctl {sub}")), "{sub}: {out}");
@@ -61,19 +48,24 @@ fn help_shows_examples_the_socket_rule_and_exit_codes() {
 
 #[test]
 fn usage_errors_exit_2() {
-    let (code, _, err) = chatctl(&["kick"], |_| {});
+    let (code, _, err) = chatctl(&["kick"]);
     assert_eq!(code, 2);
     assert!(err.contains("<NAME>"), "{err}");
-    let (code, _, _) = chatctl(&["frobnicate"], |_| {});
+    let (code, _, _) = chatctl(&["frobnicate"]);
     assert_eq!(code, 2);
-    let (code, _, _) = chatctl(&[], |_| {});
+    let (code, _, _) = chatctl(&[]);
     assert_eq!(code, 2);
 }
 
 #[test]
 fn a_missing_socket_is_exit_3_naming_the_path() {
     let (_dir, path) = tmp();
-    let (code, out, err) = at(&path, &["users"]);
+    let Run {
+        code,
+        stdout: out,
+        stderr: err,
+        ..
+    } = chatctl_at(&path, &["users"]);
     assert_eq!((code, out.as_str()), (3, ""));
     assert_eq!(
         err,
@@ -88,7 +80,9 @@ fn a_missing_socket_is_exit_3_naming_the_path() {
 fn a_file_nobody_listens_on_is_connection_refused_exit_3() {
     let (_dir, path) = tmp();
     std::fs::write(&path, "").unwrap();
-    let (code, _, err) = at(&path, &["status"]);
+    let Run {
+        code, stderr: err, ..
+    } = chatctl_at(&path, &["status"]);
     assert_eq!(code, 3);
     assert_eq!(
         err,
@@ -120,7 +114,9 @@ fn impostor(path: &Path, reply: Option<&'static str>) -> std::thread::JoinHandle
 fn a_garbled_answer_is_exit_3() {
     let (_dir, path) = tmp();
     let t = impostor(&path, Some("HTTP/1.1 400 Bad Request\n"));
-    let (code, _, err) = at(&path, &["stats"]);
+    let Run {
+        code, stderr: err, ..
+    } = chatctl_at(&path, &["stats"]);
     t.join().unwrap();
     assert_eq!(code, 3);
     assert!(
@@ -145,7 +141,12 @@ fn an_error_answer_is_exit_1_with_the_daemons_message() {
             "{\"type\":\"error\",\"code\":\"unknown_user\",\"message\":\"nobody named x is logged in\"}\n",
         ),
     );
-    let (code, out, err) = at(&path, &["kick", "x"]);
+    let Run {
+        code,
+        stdout: out,
+        stderr: err,
+        ..
+    } = chatctl_at(&path, &["kick", "x"]);
     t.join().unwrap();
     assert_eq!((code, out.as_str()), (1, ""));
     assert_eq!(err, "chatctl: nobody named x is logged in\n");
@@ -155,7 +156,9 @@ fn an_error_answer_is_exit_1_with_the_daemons_message() {
 fn a_daemon_that_never_answers_is_exit_3_after_the_timeout() {
     let (_dir, path) = tmp();
     let t = impostor(&path, None);
-    let (code, _, err) = at(&path, &["status"]);
+    let Run {
+        code, stderr: err, ..
+    } = chatctl_at(&path, &["status"]);
     t.join().unwrap();
     assert_eq!(code, 3);
     assert_eq!(
@@ -170,13 +173,6 @@ fn a_daemon_that_never_answers_is_exit_3_after_the_timeout() {
 #[test]
 #[ignore = "needs root and no /run/chatd; CI runs it with --ignored"]
 fn without_root_the_default_is_under_xdg_runtime_dir_or_a_usage_error() {
-    use std::os::unix::process::CommandExt;
-    // SAFETY: geteuid cannot fail and touches no memory.
-    assert_eq!(
-        unsafe { libc::geteuid() },
-        0,
-        "run as root: the test drops to uid 65534"
-    );
     assert!(
         !Path::new("/run/chatd").exists(),
         "/run/chatd exists: chatctl would pick it"
@@ -189,38 +185,29 @@ fn without_root_the_default_is_under_xdg_runtime_dir_or_a_usage_error() {
     )
     .unwrap();
     let exe = dir.path().join("chatctl");
-    // Copied by cp, not by this process: a file this process had open for writing would be
-    // inherited by children that concurrent tests fork, and exec would fail with ETXTBSY
-    // until they exec in turn.
-    let copied = Command::new("cp")
-        .arg(env!("CARGO_BIN_EXE_chatctl"))
-        .arg(&exe)
-        .status()
-        .unwrap();
-    assert!(copied.success(), "cp chatctl");
-    let run = |xdg: Option<&str>| {
+    copy_for_others(Path::new(env!("CARGO_BIN_EXE_chatctl")), &exe);
+    let as_nobody = |xdg: Option<&str>| {
         let mut cmd = Command::new(&exe);
         cmd.arg("status")
             .env_remove("CHATD_ADMIN_SOCKET")
-            .env_remove("XDG_RUNTIME_DIR")
-            .uid(65534)
-            .gid(65534);
+            .env_remove("XDG_RUNTIME_DIR");
+        assert!(
+            run_as(&mut cmd, 65534, 65534, &[]),
+            "run as root: the test drops to uid 65534"
+        );
         if let Some(x) = xdg {
             cmd.env("XDG_RUNTIME_DIR", x);
         }
-        let out = cmd.output().unwrap();
-        (
-            out.status.code().unwrap_or(-1),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
+        let out = run(cmd);
+        (out.code, out.stderr)
     };
-    let (code, err) = run(Some("/tmp/no-such-runtime-dir"));
+    let (code, err) = as_nobody(Some("/tmp/no-such-runtime-dir"));
     assert_eq!(code, 3);
     assert_eq!(
         err,
         "chatctl: cannot reach chatd at /tmp/no-such-runtime-dir/chatd/admin.sock: no such file — is chatd running?\n"
     );
-    let (code, err) = run(None);
+    let (code, err) = as_nobody(None);
     assert_eq!(code, 2);
     assert_eq!(
         err,

@@ -1,9 +1,10 @@
-//! Who may use the admin socket, layer by layer. The daemon runs as root here; chatctl runs
-//! as `nobody` (uid 65534) with chosen groups. The kernel enforces the socket's mode 0660 at
-//! `connect`; the daemon then checks the peer's credentials itself, which matters when the
-//! mode or directory has been loosened. These tests need root: a plain `cargo test` ignores them and CI runs them with `--ignored`.
+//! Who may use the admin socket, layer by layer. chatd, served in-process, runs as root here;
+//! chatctl runs as `nobody` (uid 65534) with chosen groups. The kernel enforces the socket's
+//! mode 0660 at `connect`; the daemon then checks the peer's credentials itself, which matters
+//! when the mode or directory has been loosened. These tests need root: a plain `cargo test`
+//! ignores them and CI runs them with `--ignored`.
 
-use e2e::{Chatd, Run, bin, run_as};
+use e2e::{Run, Server, bin, run, run_as};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -13,12 +14,12 @@ const NOBODY: u32 = 65534;
 /// A daemon whose socket directory others may traverse, and a copy of chatctl they may run
 /// (the build directory may sit under a private home).
 struct Setup {
-    d: Chatd,
+    d: Server,
     chatctl: PathBuf,
 }
 
 fn setup() -> Setup {
-    let d = Chatd::start(&[]);
+    let d = Server::start(&[]);
     let dir = d.admin_socket().parent().unwrap().to_owned();
     std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
     let chatctl = dir.join("chatctl");
@@ -35,7 +36,7 @@ fn chatctl_as(s: &Setup, uid: u32, gid: u32, groups: &[u32], args: &[&str]) -> R
     let mut cmd = Command::new(&s.chatctl);
     cmd.arg("--socket").arg(s.d.admin_socket()).args(args);
     assert!(run_as(&mut cmd, uid, gid, groups));
-    cmd.output().expect("run chatctl").into()
+    run(cmd)
 }
 
 fn chmod(path: &Path, mode: u32) {

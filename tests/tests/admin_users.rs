@@ -1,7 +1,7 @@
-//! `chatctl users`, `kick`, `notice` and `stats` against the real daemon with live TCP
-//! clients, text and `--json` output alike.
+//! `chatctl users`, `kick`, `notice` and `stats` against chatd served in-process, with live
+//! TCP clients, text and `--json` output alike.
 
-use e2e::{Chatd, Client};
+use e2e::{Client, Server};
 use serde_json::{Value, json};
 
 fn json_of(stdout: &str) -> Value {
@@ -10,7 +10,7 @@ fn json_of(stdout: &str) -> Value {
 
 #[tokio::test]
 async fn users_lists_every_session_in_a_table_and_in_json() {
-    let d = Chatd::start(&[]);
+    let d = Server::start(&[]);
     let mut alice = Client::login(d.addr(), "alice").await;
     let mut bob = Client::login(d.addr(), "Bob").await;
     let _carol = Client::login(d.addr(), "carol").await;
@@ -74,7 +74,7 @@ async fn users_lists_every_session_in_a_table_and_in_json() {
 
 #[test]
 fn an_empty_server_prints_a_header_and_an_empty_array() {
-    let d = Chatd::start(&[]);
+    let d = Server::start(&[]);
     let run = d.chatctl(&["users"]);
     assert_eq!(run.code, 0);
     assert_eq!(
@@ -87,7 +87,7 @@ fn an_empty_server_prints_a_header_and_an_empty_array() {
 
 #[tokio::test]
 async fn kick_with_a_reason_ignores_case_ends_the_session_and_frees_the_name() {
-    let d = Chatd::start(&[]);
+    let d = Server::start(&[]);
     let mut alice = Client::login(d.addr(), "alice").await;
     let mut bob = Client::login(d.addr(), "bob").await;
     alice.expect(json!({"type":"join","user":"bob"})).await;
@@ -111,7 +111,7 @@ async fn kick_with_a_reason_ignores_case_ends_the_session_and_frees_the_name() {
 
 #[tokio::test]
 async fn kick_without_a_reason_sends_a_bare_bye() {
-    let d = Chatd::start(&[]);
+    let d = Server::start(&[]);
     let mut bob = Client::login(d.addr(), "bob").await;
     let run = d.chatctl(&["kick", "bob"]);
     assert_eq!((run.code, run.stdout.as_str()), (0, "kicked bob\n"));
@@ -122,7 +122,7 @@ async fn kick_without_a_reason_sends_a_bare_bye() {
 
 #[tokio::test]
 async fn kicking_a_name_nobody_uses_is_exit_1_on_stderr() {
-    let d = Chatd::start(&[]);
+    let d = Server::start(&[]);
     let mut alice = Client::login(d.addr(), "alice").await;
     for name in ["carol", "not a name"] {
         let run = d.chatctl(&["kick", name]);
@@ -140,7 +140,7 @@ async fn kicking_a_name_nobody_uses_is_exit_1_on_stderr() {
 
 #[tokio::test]
 async fn notice_reaches_every_session_and_is_counted() {
-    let d = Chatd::start(&[]);
+    let d = Server::start(&[]);
     let mut clients = Vec::new();
     for name in ["a", "b", "c"] {
         clients.push(Client::login(d.addr(), name).await);
@@ -160,14 +160,14 @@ async fn notice_reaches_every_session_and_is_counted() {
         }
     }
     drop(clients);
-    let d2 = Chatd::start(&[]);
+    let d2 = Server::start(&[]);
     let run = d2.chatctl(&["notice", "anyone?"]);
     assert_eq!(run.stdout, "notice sent to 0 sessions\n");
 }
 
 #[tokio::test]
 async fn stats_count_connections_messages_and_errors_by_code() {
-    let d = Chatd::start(&[]);
+    let d = Server::start(&[]);
     let mut alice = Client::login(d.addr(), "alice").await;
     let _bob = Client::login(d.addr(), "bob").await;
     alice.recv().await; // join bob

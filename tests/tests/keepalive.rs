@@ -1,11 +1,11 @@
 //! Dead peers: a client whose packets stop arriving (as when its machine loses power) is found
-//! by TCP keepalive and leaves with reason `timeout`.
+//! by TCP keepalive and leaves with reason `timeout`. chatd is served in-process.
 //!
 //! Silencing one TCP connection on loopback takes a packet filter, so this test needs root and
 //! `nft` (Debian's nftables). It is ignored by a plain `cargo test`; CI runs it with
 //! `cargo test -p chatd-e2e --test keepalive -- --ignored` after installing nftables.
 
-use e2e::{Chatd, Client};
+use e2e::{Client, Server};
 use serde_json::json;
 use std::process::Command;
 
@@ -65,7 +65,7 @@ impl StdinBytes for Command {
 #[tokio::test]
 #[ignore = "needs root and nftables; CI runs it with --ignored"]
 async fn a_silent_peer_is_found_by_keepalive_and_leaves_with_timeout() {
-    let d = Chatd::start(&[
+    let d = Server::start(&[
         "--keepalive",
         "1s",
         "--keepalive-interval",

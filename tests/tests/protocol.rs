@@ -1,11 +1,11 @@
-//! PROTOCOL.md row by row, against the real chatd over TCP: every request, every reply shape,
-//! every event, the `id` echo, names ignoring case, and spoofing refused.
+//! PROTOCOL.md row by row, against chatd served in-process over TCP: every request, every
+//! reply shape, every event, the `id` echo, names ignoring case, and spoofing refused.
 
-use e2e::{Chatd, Client};
+use e2e::{Client, Server};
 use serde_json::json;
 
-fn server() -> Chatd {
-    Chatd::start(&[])
+fn server() -> Server {
+    Server::start(&[])
 }
 
 #[tokio::test]
@@ -418,7 +418,7 @@ async fn blank_lines_get_no_reply_and_crlf_is_accepted() {
 
 #[tokio::test]
 async fn pipelined_requests_are_answered_in_order_with_their_ids() {
-    let d = Chatd::start(&["--rate", "0"]);
+    let d = Server::start(&["--rate", "0"]);
     let mut a = Client::login(d.addr(), "piper").await;
     let mut batch = String::new();
     for i in 0..500 {
@@ -448,7 +448,7 @@ async fn pipelined_requests_are_answered_in_order_with_their_ids() {
 async fn pipelined_broadcasts_mixed_with_other_requests_keep_reply_and_delivery_order() {
     // Broadcasts of one read are queued together; every other reply must still come out in
     // request order, and the listener must see broadcasts and private messages as sent.
-    let d = Chatd::start(&["--rate", "0"]);
+    let d = Server::start(&["--rate", "0"]);
     let mut ear = Client::login(d.addr(), "ear").await;
     let mut caster = Client::login(d.addr(), "caster").await;
     assert_eq!(ear.recv().await["type"], "join");

@@ -1,6 +1,7 @@
-//! Relaying at scale and across listeners, passwords, and what the log says (and never says).
+//! Relaying at scale and across listeners, passwords, and what the log says (and never says),
+//! against chatd served in-process.
 
-use e2e::{Chatd, Client};
+use e2e::{Client, Server};
 use serde_json::json;
 use std::collections::HashMap;
 
@@ -9,7 +10,7 @@ const PRIVATE_EACH: usize = 20;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hundreds_of_clients_chat_at_once_and_every_message_arrives_once_in_order() {
-    let d = Chatd::start(&[]);
+    let d = Server::start(&[]);
     let mut clients = Vec::new();
     for i in 0..CLIENTS {
         clients.push(Client::login(d.addr(), &format!("u{i:03}")).await);
@@ -74,7 +75,7 @@ async fn hundreds_of_clients_chat_at_once_and_every_message_arrives_once_in_orde
 
 #[tokio::test]
 async fn ipv4_and_ipv6_listeners_serve_one_set_of_users() {
-    let d = Chatd::start(&["--listen", "127.0.0.1:0", "--listen", "[::1]:0"]);
+    let d = Server::start(&["--listen", "127.0.0.1:0", "--listen", "[::1]:0"]);
     assert!(d.addrs()[0].is_ipv4() && d.addrs()[1].is_ipv6());
     let mut four = Client::login(d.addrs()[0], "four").await;
     let mut six = Client::login(d.addrs()[1], "six").await;
@@ -91,7 +92,7 @@ async fn a_server_with_a_password_refuses_missing_and_wrong_ones() {
     let dir = tempfile::tempdir().unwrap();
     let pw = dir.path().join("pw");
     std::fs::write(&pw, "s3cret\n").unwrap();
-    let d = Chatd::start(&["--password-file", pw.to_str().unwrap()]);
+    let d = Server::start(&["--password-file", pw.to_str().unwrap()]);
     let mut c = Client::connect(d.addr()).await;
     c.send(r#"{"type":"login","from":"a","id":1}"#).await;
     c.expect(json!({"type":"error","id":1,"code":"auth_failed","message":"this server requires a password"})).await;
@@ -106,7 +107,7 @@ async fn a_server_with_a_password_refuses_missing_and_wrong_ones() {
 
 #[tokio::test]
 async fn the_log_has_a_line_per_event_with_peer_and_user_and_never_a_body() {
-    let d = Chatd::start(&[]);
+    let d = Server::start(&[]);
     let mut a = Client::login(d.addr(), "alice").await;
     let mut b = Client::login(d.addr(), "bob").await;
     a.recv().await;

@@ -70,6 +70,8 @@ fn log_files_rotate_at_midnight_are_pruned_and_flushed_on_exit() {
     );
     let addr = addr_in(logs, "chatd.2020-01-01.log");
     d.set_addrs(vec![addr]);
+    // Before any signal: the "listening on" line comes before chatd watches for them.
+    d.wait_ready();
     assert_eq!(d.log(), Vec::<String>::new(), "logs went to stderr too");
     // Each probe makes a connection, which logs a line; one after midnight opens the new
     // day's file.

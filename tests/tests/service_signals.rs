@@ -164,8 +164,10 @@ async fn sighup_applies_new_limits_and_keeps_every_connection() {
         .await;
     assert_eq!(alice.recv().await["delivered"], 1);
     assert_eq!(bob.recv_no_ts().await["body"], "still here");
+    // chatd resizes the connection limit in a task of its own, after it has logged the
+    // summary; this debug line, before or after the summary, says it is done.
+    d.wait_logged("connection limit applied max_clients=3");
     let _carol = Client::login(d.addr(), "carol").await;
-    // The resized connection limit is logged at debug level, before or after the summary.
     d.wait_logged(" DEBUG ");
 }
 
@@ -175,9 +177,15 @@ async fn after_a_reload_older_sessions_report_the_queue_and_rate_they_still_have
     let cfg = write(dir.path(), "queue_len = 100\nrate = 1.0\nrate_burst = 1\n");
     let d = Chatd::start(&["--config", &cfg]);
     let mut alice = Client::login(d.addr(), "alice").await;
-    write(dir.path(), "queue_len = 50\nrate = 7.0\nrate_burst = 1\n");
+    // At debug level, so that chatd says when the new queue length is in force: it applies
+    // it in a task of its own, after it has logged "configuration reloaded".
+    write(
+        dir.path(),
+        "queue_len = 50\nrate = 7.0\nrate_burst = 1\nlog_level = \"debug\"\n",
+    );
     d.signal("HUP");
     d.wait_log("configuration reloaded");
+    d.wait_logged("connection limit applied");
     let _bob = Client::login(d.addr(), "bob").await;
     let run = d.chatctl(&["users", "--json"]);
     assert_eq!(run.code, 0, "{}", run.stderr);
@@ -240,15 +248,7 @@ async fn sighup_names_settings_that_need_a_restart_and_applies_the_rest() {
     // No --listen flag this time, so the file's listen is the one in force.
     let cfg = write(dir.path(), "listen = [\"127.0.0.1:0\"]\nrate = 50\n");
     let mut d = Chatd::spawn_with(&["--config", &cfg], |_| {});
-    let line = d.wait_log("listening on ");
-    let addr = line
-        .rsplit("listening on ")
-        .next()
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
-    d.set_addrs(vec![addr]);
+    d.wait_listening(1);
     let mut c = Client::login(d.addr(), "x").await;
     write(dir.path(), "listen = [\"127.0.0.1:1\"]\n");
     d.signal("HUP");
