@@ -74,6 +74,38 @@ settings! {
     #[arg(value_name = "N")]
     rate_burst: u32 = 200, reload: NewConnections;
 
+    // Bounds what a reader that stops reading pins, whatever the size of its lines.
+    /// Outgoing queue per session, in bytes; full by bytes answers `recipient_busy` as full
+    /// by lines does [default: 1048576]
+    #[arg(value_name = "BYTES")]
+    queue_bytes: usize = 1 << 20, reload: NewConnections;
+
+    // A client reconnecting in a loop sets off a join and a leave to everyone each time.
+    /// Logins per second from one source address (IPv6: one /64); 0 means no limit
+    /// [default: 10]
+    #[arg(value_name = "PER_SEC")]
+    login_rate: f64 = 10.0, reload: AtOnce;
+
+    /// Logins one address may make at once before --login-rate applies [default: 100]
+    #[arg(value_name = "N")]
+    login_burst: u32 = 100, reload: AtOnce;
+
+    /// Failed logins (a wrong password) from one address answered without delay; later ones
+    /// wait longer each time, up to 2 s [default: 5]
+    #[arg(value_name = "N")]
+    login_failures_free: u32 = 5, reload: AtOnce;
+
+    /// Failed logins from one address within --login-failure-window after which every login
+    /// from it is `rate_limited`, the right password included [default: 10]
+    #[arg(value_name = "N")]
+    login_failures_max: u32 = 10, reload: AtOnce;
+
+    /// How long failed logins from one address are remembered; a successful login forgets
+    /// them at once [default: 10m]
+    #[arg(value_name = "DURATION", value_parser = parse_duration)]
+    #[serde(with = "duration")]
+    login_failure_window: Duration = Duration::from_secs(600), reload: AtOnce;
+
     /// How long a session's queue may stay full before it is cut off as a slow consumer
     /// [default: 5s]
     #[arg(value_name = "DURATION", value_parser = parse_duration)]
