@@ -92,6 +92,8 @@ fn start(cli: &Cli, which: Which) -> Result<Target> {
                     "127.0.0.1:0",
                     "--rate",
                     "0",
+                    "--login-rate",
+                    "0",
                     "--max-clients",
                     "25000",
                 ])

@@ -54,6 +54,11 @@ pub trait Handler {
     fn open(&self) -> bool {
         true
     }
+    /// True while the handler holds an answer back: later lines wait, in order, and nothing
+    /// more is read.
+    fn paused(&self) -> bool {
+        false
+    }
 }
 
 /// Ignores every line: for input that is read only to notice the peer leaving.
@@ -158,7 +163,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
                 Poll::Ready(Ok(())) => {
                     total += rb.filled().len();
                     self.serve_bytes(rb.filled(), h);
-                    if !h.open() || !self.wants_read() {
+                    if !h.open() || !self.wants_read() || h.paused() {
                         break;
                     }
                 }
@@ -184,7 +189,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
                 // Lines after `logout` (or a close) in the same read are not served.
                 return;
             }
-            if out.len() >= OUT_HIGH_WATER || deferred.is_some() {
+            if out.len() >= OUT_HIGH_WATER || deferred.is_some() || h.paused() {
                 // One read can hold hundreds of requests with large replies (`users` on a big
                 // server): past the mark the rest wait for the client to read.
                 let line = match frame {
@@ -204,7 +209,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
     pub fn serve_deferred(&mut self, h: &mut impl Handler) {
         let max = self.decoder.max();
         let mut batch = h.begin_batch(0, &mut self.out);
-        while self.has_room() && h.open() {
+        while self.has_room() && h.open() && !h.paused() {
             let Some(deferred) = &mut self.deferred else {
                 break;
             };

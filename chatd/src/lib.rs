@@ -12,7 +12,8 @@
 //! - [`admin`]: the admin channel's Unix socket and credential check; [`events`], the
 //!   stream behind `chatctl watch`.
 //! - [`config`], [`config_file`], [`live`]: settings, the config file, the config in force.
-//! - [`rate`], [`stats`]: the per-session token bucket, server-wide counters.
+//! - [`rate`], [`logins`], [`stats`]: the per-session token bucket, logins counted per
+//!   source address, server-wide counters.
 //!
 //! `docs/ARCHITECTURE.md` follows a line through these and says where each coming feature
 //! plugs in.
@@ -30,6 +31,7 @@ pub mod events;
 pub mod listener;
 pub mod live;
 pub mod logging;
+pub mod logins;
 pub mod mailbox;
 pub mod rate;
 pub mod server;

@@ -9,6 +9,7 @@ use crate::conns::{Conn, Conns};
 use crate::directory::{ClaimError, Directory};
 use crate::events::Events;
 use crate::live::Live;
+use crate::logins::Logins;
 use crate::stats::Stats;
 use proto::{LeaveReason, Name};
 use std::sync::Arc;
@@ -20,6 +21,8 @@ pub struct Server {
     pub config: Live,
     pub directory: Box<dyn Directory>,
     pub conns: Conns,
+    /// Logins and failed passwords per source address.
+    pub logins: Logins,
     pub stats: Stats,
     /// What `chatctl watch` sees; free while nobody watches.
     pub events: Events,
@@ -32,6 +35,7 @@ impl Server {
             config,
             directory,
             conns: Conns::new(),
+            logins: Logins::new(),
             stats: Stats::default(),
             events: Events::new(),
             started: Instant::now(),

@@ -70,6 +70,7 @@ where
             full_since: None,
             backlog_since: None,
             errors_logged: ErrorLog::default(),
+            held: None,
             pending: None,
             route: Route::default(),
         },
@@ -104,6 +105,8 @@ struct Core {
     /// read its replies (pipelined `users`, say).
     backlog_since: Option<Instant>,
     errors_logged: ErrorLog,
+    /// An answer held back (see `requests::Held`); boxed, as most sessions never have one.
+    held: Option<Box<requests::Held>>,
     /// Broadcasts of this read not yet fanned out (see `requests.rs`). Boxed: most reads
     /// have none, and every byte here is paid by every idle connection.
     pending: Option<Box<requests::Run>>,
@@ -180,7 +183,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         // nor in the timer wheel.
         let mut timer: Option<Pin<Box<Sleep>>> = None;
         loop {
-            if self.conn.can_serve_deferred() {
+            if self.conn.can_serve_deferred() && self.core.held.is_none() {
                 self.conn.serve_deferred(&mut self.core);
             }
             self.core.pump(self.conn.out());
@@ -197,7 +200,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                 break;
             }
             self.core.note_backlog(self.conn.has_room());
-            if self.conn.can_serve_deferred() {
+            if self.conn.can_serve_deferred() && self.core.held.is_none() {
                 // The write made room: serve what waits before anything else; no readiness
                 // event would come for it.
                 continue;
@@ -212,7 +215,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                 (Some(d), None) => timer = Some(Box::pin(tokio::time::sleep_until(d))),
             }
             let room = self.conn.has_room();
-            let want_read = self.core.phase.is_open() && self.conn.wants_read();
+            let want_read =
+                self.core.phase.is_open() && self.conn.wants_read() && self.core.held.is_none();
             let want_write = self.conn.wants_write();
             let (conn, core) = (&mut self.conn, &mut self.core);
             // Every turn spends from the task's budget, so a session whose mailbox is never
@@ -313,6 +317,12 @@ impl Core {
         if self.is_gone() {
             return;
         }
+        if let Some(held) = &self.held
+            && (!self.phase.is_open() || Instant::now() >= held.until)
+        {
+            out.extend_from_slice(&held.answer);
+            self.held = None;
+        }
         // Takes nothing once the output buffer is at its high-water mark.
         let taken: Taken = self.guard.conn.mailbox.take(out, OUT_HIGH_WATER);
         self.guard.conn.record_received(taken.lines);
@@ -351,10 +361,8 @@ impl Core {
         let slow = self
             .stalled_since()
             .map(|t| t + self.config().slow_consumer_grace);
-        match (login, slow) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        let held = self.held.as_ref().map(|h| h.until);
+        [login, slow, held].into_iter().flatten().min()
     }
 
     fn on_deadline(&mut self, now: Instant) {

@@ -17,7 +17,14 @@ async fn requests_past_the_output_high_water_mark_wait_in_order_and_memory_stays
     // 400 users with 30-character names: each `users` reply is about 13 KB, and one 16 KiB
     // read of pipelined `users` requests asked for 9 MB of replies at once before the
     // high-water mark applied per request (measured: +9 164 KiB; now about 150).
-    let d = Chatd::start(&["--rate", "0", "--max-line-bytes", "300"]);
+    let d = Chatd::start(&[
+        "--rate",
+        "0",
+        "--login-rate",
+        "0",
+        "--max-line-bytes",
+        "300",
+    ]);
     let mut crowd = Vec::new();
     for i in 0..400 {
         crowd.push(Client::login(d.addr(), &format!("{i:0>30}")).await);

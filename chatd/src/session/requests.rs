@@ -11,6 +11,7 @@ use super::Core;
 use super::phase::{Close, Phase};
 use crate::connection::Handler;
 use crate::directory::{Audience, ClaimError, Delivery, Lines};
+use crate::logins::Refusal;
 use crate::rate::Charge;
 use crate::stats::Stats;
 use bytes::Bytes;
@@ -77,6 +78,17 @@ impl Handler for Core {
     fn open(&self) -> bool {
         self.phase.is_open()
     }
+
+    fn paused(&self) -> bool {
+        self.held.is_some()
+    }
+}
+
+/// An answer held back until `until` (a failed login past the free ones), with whatever
+/// the session wrote before it in the same read.
+pub(super) struct Held {
+    pub until: Instant,
+    pub answer: Vec<u8>,
 }
 
 impl Core {
@@ -174,7 +186,22 @@ impl Core {
             let msg = format!("this connection is already logged in as {me}");
             return self.error(b, out, id, ErrorCode::AlreadyLoggedIn, &msg);
         }
-        if let Some(expected) = &self.config().password
+        let (ip, config) = (self.guard.conn.peer.ip(), self.config());
+        if let Err(refusal) = self.server().logins.admit(ip, b.now, &config) {
+            let msg = match refusal {
+                Refusal::TooFast { wait, rate } => format!(
+                    "too many logins from your address (over {rate} a second); retry in {} ms",
+                    wait.as_millis().max(1)
+                ),
+                Refusal::TooManyFailures { wait, failures } => format!(
+                    "{failures} failed logins from your address; logins from it are refused for \
+                     {} s more",
+                    wait.as_secs().max(1)
+                ),
+            };
+            return self.error(b, out, id, ErrorCode::RateLimited, &msg);
+        }
+        if let Some(expected) = &config.password
             && !password.is_some_and(|p| constant_time_eq(p.as_bytes(), expected.as_bytes()))
         {
             let msg = if password.is_some() {
@@ -182,7 +209,19 @@ impl Core {
             } else {
                 "this server requires a password"
             };
-            return self.error(b, out, id, ErrorCode::AuthFailed, msg);
+            let delay = self.server().logins.failed(ip, b.now, &config);
+            if delay.is_zero() {
+                return self.error(b, out, id, ErrorCode::AuthFailed, msg);
+            }
+            // Only this connection waits: its answer (and everything after it) is held back
+            // while the worker serves others.
+            let mut answer = Vec::new();
+            self.error(b, &mut answer, id, ErrorCode::AuthFailed, msg);
+            self.held = Some(Box::new(Held {
+                until: b.now + delay,
+                answer,
+            }));
+            return;
         }
         let name = match Name::new(name) {
             Ok(n) => n,
@@ -191,6 +230,7 @@ impl Core {
         match self.server().claim(&self.guard.conn, name.clone()) {
             Ok(users) => {
                 info!(peer = %self.guard.conn.peer, user = %name, "logged in");
+                self.server().logins.succeeded(ip, b.now, &config);
                 let users = users.iter().map(Name::as_str);
                 encode::ok_login(
                     self.answer(b, out),
