@@ -77,6 +77,15 @@ pub enum Read {
     Eof { mid_line: bool },
 }
 
+/// What [`Connection::poll_io`] did.
+#[derive(Debug)]
+pub enum Io {
+    /// Wrote all that was pending (or failed).
+    Wrote(io::Result<()>),
+    /// Read and served (or found the end, or failed).
+    Read(io::Result<Read>),
+}
+
 /// Request lines read past the output buffer's high-water mark, in order; `None` stands for a
 /// line that was too long. At most one read's worth, since nothing more is read while any
 /// wait.
@@ -260,6 +269,26 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             self.unflushed = false;
         }
         Poll::Ready(Ok(()))
+    }
+
+    /// One turn of a connection's I/O: writes pending output, then, if `read` and there is
+    /// room, serves what the stream has. Ready with the first that made progress or failed.
+    pub fn poll_io(
+        &mut self,
+        cx: &mut Context<'_>,
+        read: bool,
+        h: &mut impl Handler,
+        written: impl FnMut(usize),
+    ) -> Poll<Io> {
+        if self.wants_write()
+            && let Poll::Ready(r) = self.poll_write(cx, written)
+        {
+            return Poll::Ready(Io::Wrote(r));
+        }
+        if read && self.wants_read() {
+            return self.poll_serve(cx, h).map(Io::Read);
+        }
+        Poll::Pending
     }
 
     /// Writes everything pending, waiting for the stream as needed.

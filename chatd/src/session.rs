@@ -10,12 +10,13 @@
 //! its [`Phase`]; how it ends is a [`Close`].
 
 use crate::config::Config;
-use crate::connection::{Connection, OUT_HIGH_WATER, Read};
+use crate::connection::{Connection, Io, OUT_HIGH_WATER, Read};
 use crate::directory::Route;
 use crate::mailbox::{CloseRequest, Taken};
 use crate::rate::TokenBucket;
 use crate::server::{ConnGuard, Server};
 use crate::stats::Stats;
+use error_log::ErrorLog;
 use phase::{Close, Closing, Phase};
 use proto::encode;
 use std::future::{Future, poll_fn};
@@ -30,6 +31,7 @@ use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::Sleep;
 use tracing::{debug, info};
 
+mod error_log;
 mod phase;
 mod requests;
 
@@ -113,66 +115,10 @@ struct Core {
     route: Route,
 }
 
-/// Error replies logged per window and connection: a client sending garbage in a loop must
-/// not fill the log (or stall on it) with a line per reply.
-const ERROR_LOG_LINES: u32 = 5;
-const ERROR_LOG_WINDOW: Duration = Duration::from_secs(10);
-
-/// Which of a connection's error replies are logged: the first few of each window, then a
-/// count of the rest. Boxed: most connections never get one.
-#[derive(Default)]
-struct ErrorLog(Option<Box<ErrorWindow>>);
-
-struct ErrorWindow {
-    since: Instant,
-    logged: u32,
-    unlogged: u64,
-}
-
-impl ErrorLog {
-    /// Counts one error reply at `now`; true if it is to be logged.
-    fn note(&mut self, now: Instant, peer: SocketAddr, user: &str) -> bool {
-        let w = self.0.get_or_insert_with(|| {
-            Box::new(ErrorWindow {
-                since: now,
-                logged: 0,
-                unlogged: 0,
-            })
-        });
-        if now.saturating_duration_since(w.since) >= ERROR_LOG_WINDOW {
-            if w.unlogged > 0 {
-                info!(%peer, %user, unlogged = w.unlogged, "more error replies to this connection, not logged one by one");
-            }
-            **w = ErrorWindow {
-                since: now,
-                logged: 0,
-                unlogged: 0,
-            };
-        }
-        if w.logged < ERROR_LOG_LINES {
-            w.logged += 1;
-            true
-        } else {
-            w.unlogged += 1;
-            false
-        }
-    }
-
-    /// Logs how many error replies went unlogged since the last count.
-    fn summary(&self, peer: SocketAddr, user: &str) {
-        if let Some(w) = &self.0
-            && w.unlogged > 0
-        {
-            info!(%peer, %user, unlogged = w.unlogged, "more error replies to this connection, not logged one by one");
-        }
-    }
-}
-
 /// What woke the session.
 enum Wake {
+    Io(Io),
     Mailbox,
-    Read(io::Result<Read>),
-    Wrote(io::Result<()>),
     Deadline,
 }
 
@@ -217,7 +163,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             let room = self.conn.has_room();
             let want_read =
                 self.core.phase.is_open() && self.conn.wants_read() && self.core.held.is_none();
-            let want_write = self.conn.wants_write();
             let (conn, core) = (&mut self.conn, &mut self.core);
             // Every turn spends from the task's budget, so a session whose mailbox is never
             // empty still lets the other tasks of its worker run.
@@ -226,13 +171,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             // polling the mailbox first left them waiting (`pump` takes the lines each turn
             // anyway; the mailbox's readiness only matters to wake an idle session).
             let wake = poll_fn(|cx| {
-                if want_read && let Poll::Ready(r) = conn.poll_serve(cx, core) {
-                    return Poll::Ready(Wake::Read(r));
-                }
-                let stats = &core.guard.server.stats;
-                let written = |n| Stats::add(&stats.bytes_out, n as u64);
-                if want_write && let Poll::Ready(r) = conn.poll_write(cx, written) {
-                    return Poll::Ready(Wake::Wrote(r));
+                let mut written = 0;
+                let io = conn.poll_io(cx, want_read, core, |n| written += n as u64);
+                Stats::add(&core.guard.server.stats.bytes_out, written);
+                if let Poll::Ready(io) = io {
+                    return Poll::Ready(Wake::Io(io));
                 }
                 if core.guard.conn.mailbox.poll_ready(cx, room).is_ready() {
                     return Poll::Ready(Wake::Mailbox);
@@ -246,8 +189,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             })
             .await;
             match wake {
-                Wake::Mailbox | Wake::Wrote(Ok(())) | Wake::Read(Ok(Read::Data(_))) => {}
-                Wake::Read(Ok(Read::Eof { mid_line })) => {
+                Wake::Mailbox | Wake::Io(Io::Wrote(Ok(())) | Io::Read(Ok(Read::Data(_)))) => {}
+                Wake::Io(Io::Read(Ok(Read::Eof { mid_line }))) => {
                     let peer = self.core.guard.conn.peer;
                     if mid_line {
                         debug!(%peer, "client closed mid-line; the partial line is dropped");
@@ -256,7 +199,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                     }
                     self.core.begin_close(Close::ClientClosed, Instant::now());
                 }
-                Wake::Read(Err(e)) | Wake::Wrote(Err(e)) => self.core.fail(&e),
+                Wake::Io(Io::Read(Err(e)) | Io::Wrote(Err(e))) => self.core.fail(&e),
                 Wake::Deadline => {
                     timer = None;
                     self.core.on_deadline(Instant::now());

@@ -11,7 +11,7 @@
 use super::AdminListener;
 use super::creds::{self, Peer, Policy};
 use crate::accept;
-use crate::connection::{Connection, Handler, Read};
+use crate::connection::{Connection, Handler, Io, Read};
 use crate::directory::{Audience, Lines};
 use crate::server::Server;
 use proto::admin::{AdminError, MAX_ADMIN_LINE, Request, Response, Stats, Status};
@@ -20,7 +20,6 @@ use proto::{ErrorCode, encode};
 use std::future::poll_fn;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::task::Poll;
 use std::time::Duration;
 use tokio::net::UnixStream;
 use tokio::sync::broadcast::error::RecvError;
@@ -99,12 +98,6 @@ impl Handler for Answers<'_> {
     }
 }
 
-/// What woke an admin connection.
-enum Wake {
-    Read(std::io::Result<Read>),
-    Wrote(std::io::Result<()>),
-}
-
 async fn connection(stream: UnixStream, ctx: Arc<Ctx>, stop: CancellationToken) {
     let peer = match creds::peer(&stream) {
         Ok(p) => p,
@@ -142,21 +135,11 @@ async fn connection(stream: UnixStream, ctx: Arc<Ctx>, stop: CancellationToken) 
         // shutdown.
         let wake = tokio::select! {
             _ = stop.cancelled() => return,
-            w = poll_fn(|cx| {
-                if conn.wants_write()
-                    && let Poll::Ready(r) = conn.poll_write(cx, |_| {})
-                {
-                    return Poll::Ready(Wake::Wrote(r));
-                }
-                if want_read && let Poll::Ready(r) = conn.poll_serve(cx, &mut answers) {
-                    return Poll::Ready(Wake::Read(r));
-                }
-                Poll::Pending
-            }) => w,
+            w = poll_fn(|cx| conn.poll_io(cx, want_read, &mut answers, |_| {})) => w,
         };
         match wake {
-            Wake::Read(Ok(Read::Data(_))) | Wake::Wrote(Ok(())) => {}
-            Wake::Read(Ok(Read::Eof { .. })) => {
+            Io::Read(Ok(Read::Data(_))) | Io::Wrote(Ok(())) => {}
+            Io::Read(Ok(Read::Eof { .. })) => {
                 // Answers still owed go out first (`printf ... | nc -N` reads them after
                 // closing its side), within the drain timeout, as for a chat session.
                 let drain = async {
@@ -175,7 +158,7 @@ async fn connection(stream: UnixStream, ctx: Arc<Ctx>, stop: CancellationToken) 
                 }
                 return;
             }
-            Wake::Read(Err(_)) | Wake::Wrote(Err(_)) => return,
+            Io::Read(Err(_)) | Io::Wrote(Err(_)) => return,
         }
     }
 }
@@ -270,19 +253,8 @@ async fn watch(mut conn: Connection<UnixStream>, ctx: &Ctx, peer: &Peer, stop: C
         let reply = tokio::select! {
             _ = stop.cancelled() => return,
             // Input after `watch` is ignored; reading it notices the peer leaving at once.
-            w = poll_fn(|cx| {
-                if conn.wants_write()
-                    && let Poll::Ready(r) = conn.poll_write(cx, |_| {})
-                {
-                    return Poll::Ready(Wake::Wrote(r));
-                }
-                // Not past the output bound: the lines read would have to wait, copied.
-                if conn.wants_read() {
-                    return conn.poll_serve(cx, &mut ()).map(Wake::Read);
-                }
-                Poll::Pending
-            }) => match w {
-                Wake::Read(Ok(Read::Data(_))) | Wake::Wrote(Ok(())) => continue,
+            w = poll_fn(|cx| conn.poll_io(cx, true, &mut (), |_| {})) => match w {
+                Io::Read(Ok(Read::Data(_))) | Io::Wrote(Ok(())) => continue,
                 _ => break,
             },
             ev = watcher.rx.recv(), if room => match ev {
