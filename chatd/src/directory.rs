@@ -14,6 +14,13 @@
 //!   private line to the node holding the recipient by request/reply (gathered per batch, so
 //!   [`Delivery::Remote`] answers can arrive later), and sums the counts each node reports.
 //!
+//! Every call is synchronous, so the single-node path never awaits. An implementation that
+//! must ask the network (a NATS key-value `create` for a claim, a request to another node for
+//! a private line) answers at once that the outcome is on its way ([`Delivery::Remote`], and
+//! a pending claim likewise), and the session holds that request's answer back until the
+//! outcome arrives in its mailbox: the mechanism a delayed `auth_failed` already uses
+//! (`session::Core::held`, with later lines deferred in order).
+//!
 //! A [`Route`] is the sender's memory of where its last private line went; only directory
 //! implementations look inside it.
 
