@@ -9,14 +9,14 @@
 //!
 //! [`local::LocalDirectory`] is the single-node implementation: a map behind a std lock.
 //! Where the next ones plug in:
-//! - rooms: an [`Audience::Room`] and members per room, beside the name map;
+//! - rooms: an `Audience::Room` and members per room, beside the name map;
 //! - several nodes: an implementation that claims names in a NATS key-value bucket, routes a
 //!   private line to the node holding the recipient by request/reply (gathered per batch, so
-//!   [`Delivery::Remote`] answers can arrive later), and sums the counts each node reports.
+//!   `Delivery::Remote` answers can arrive later), and sums the counts each node reports.
 //!
 //! Every call is synchronous, so the single-node path never awaits. An implementation that
 //! must ask the network (a NATS key-value `create` for a claim, a request to another node for
-//! a private line) answers at once that the outcome is on its way ([`Delivery::Remote`], and
+//! a private line) answers at once that the outcome is on its way (`Delivery::Remote`, and
 //! a pending claim likewise), and the session holds that request's answer back until the
 //! outcome arrives in its mailbox: the mechanism a delayed `auth_failed` already uses
 //! (`session::Core::held`, with later lines deferred in order).

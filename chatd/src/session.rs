@@ -5,9 +5,9 @@
 //! sessions, a close request), the stream having requests, the stream taking output (only
 //! while output is pending), and one timer (login timeout, slow-consumer grace, or the drain
 //! deadline while closing). Requests are served inside the read's poll, synchronously, by
-//! [`Core`] (see `requests.rs`); every reply of one read and every line taken from the
+//! `Core` (see `requests.rs`); every reply of one read and every line taken from the
 //! mailbox go into the connection's one output buffer. Where the session is in its life is
-//! its [`Phase`]; how it ends is a [`Close`].
+//! its `Phase`; how it ends is a `Close`.
 
 use crate::config::Config;
 use crate::connection::{Connection, Io, OUT_HIGH_WATER, Read};
