@@ -167,9 +167,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             // Every turn spends from the task's budget, so a session whose mailbox is never
             // empty still lets the other tasks of its worker run.
             tokio::task::consume_budget().await;
-            // The client's own requests first: under a steady stream of lines from others,
-            // polling the mailbox first left them waiting (`pump` takes the lines each turn
-            // anyway; the mailbox's readiness only matters to wake an idle session).
+            // Output and the client's own requests before the mailbox: under a steady stream
+            // of lines from others, polling the mailbox first left the requests waiting
+            // (`pump` takes the lines every turn anyway; the mailbox's readiness only matters
+            // to wake an idle session).
             let wake = poll_fn(|cx| {
                 let mut written = 0;
                 let io = conn.poll_io(cx, want_read, core, |n| written += n as u64);
