@@ -7,7 +7,8 @@
 //! systemd 252 (Debian 12) has no `Type=notify-reload`, so the unit is `Type=notify` with
 //! `ExecReload=kill -HUP`: we send `READY=1` once listening, `RELOADING=1` (with
 //! `MONOTONIC_USEC`, which newer systemd requires) then `READY=1` around a reload, and
-//! `STOPPING=1` when a stop begins. Without `NOTIFY_SOCKET` these are no-ops.
+//! `STOPPING=1` when a stop begins. Without `NOTIFY_SOCKET` these are no-ops; they never wait
+//! for the manager to read (see [`notify`]).
 
 use crate::config::{Args, Reload};
 use crate::config_file;
@@ -53,9 +54,35 @@ impl Drop for Signals {
 
 /// Sends state to the service manager, if there is one; failures are logged, never fatal.
 pub fn notify(states: &[NotifyState]) {
-    if let Err(e) = sd_notify::notify(states) {
+    if let Err(e) = send_notify(states) {
         warn!(error = %e, "cannot notify the service manager (NOTIFY_SOCKET)");
     }
+}
+
+/// What `sd_notify::notify` does, without waiting: its socket blocks when the manager's
+/// queue is full (ten datagrams by default), which would stall the task that reloads (a
+/// worker of the runtime) for as long as nobody reads. A notification that does not fit is
+/// dropped with a warning instead.
+fn send_notify(states: &[NotifyState]) -> io::Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    use std::os::unix::net::{SocketAddr, UnixDatagram};
+    let Some(path) = std::env::var_os("NOTIFY_SOCKET") else {
+        return Ok(());
+    };
+    let msg: String = states.iter().map(|s| format!("{s}\n")).collect();
+    let sock = UnixDatagram::unbound()?;
+    sock.set_nonblocking(true)?;
+    let sent = match path.as_bytes().strip_prefix(b"@") {
+        Some(name) => {
+            use std::os::linux::net::SocketAddrExt;
+            sock.send_to_addr(msg.as_bytes(), &SocketAddr::from_abstract_name(name)?)
+        }
+        None => sock.send_to(msg.as_bytes(), &path),
+    }?;
+    if sent != msg.len() {
+        return Err(io::Error::new(io::ErrorKind::WriteZero, "incomplete write"));
+    }
+    Ok(())
 }
 
 /// Tells systemd the service is up: call once every listener is bound.
