@@ -84,10 +84,19 @@ fn configure(stream: &TcpStream, server: &Server) {
         if let Err(e) = sock.set_tcp_keepalive(&params) {
             warn!(error = %e, "cannot enable TCP keepalive");
         }
-        // Keepalive probes only run while nothing is unacknowledged; the user timeout also
-        // ends a peer that vanished with our data in flight.
-        let _ = sock.set_tcp_user_timeout(Some(ka.idle + ka.interval * ka.retries));
+        let _ = sock.set_tcp_user_timeout(Some(user_timeout(&ka)));
     }
+}
+
+/// How long data may stay unacknowledged before the kernel gives up on the peer: the time
+/// keepalive takes to declare it dead. Keepalive probes only run while nothing is
+/// unacknowledged; the user timeout also ends a peer that vanished with our data in flight.
+///
+/// The settings' ranges keep this far from overflowing (at most 2h + 100 * 10m); the
+/// saturating sums are only there so that no value could ever stop the accept loop.
+fn user_timeout(ka: &crate::config::Keepalive) -> Duration {
+    ka.idle
+        .saturating_add(ka.interval.saturating_mul(ka.retries))
 }
 
 /// Tells a client the server is full and closes, within [`REFUSE_TIMEOUT`] in all.
@@ -99,4 +108,27 @@ async fn refuse(stream: TcpStream, max: usize) {
     encode::bye(out, ByeReason::ServerFull, None);
     conn.close(REFUSE_TIMEOUT).await;
     info!("refused connection closed");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Keepalive;
+
+    #[test]
+    fn the_user_timeout_of_the_longest_keepalive_fits_the_kernels_milliseconds() {
+        let longest = Keepalive {
+            idle: Duration::from_secs(7200),
+            interval: Duration::from_secs(600),
+            retries: 100,
+        };
+        assert_eq!(user_timeout(&longest), Duration::from_secs(67_200));
+        assert!(user_timeout(&longest).as_millis() < u128::from(u32::MAX));
+        let absurd = Keepalive {
+            idle: Duration::MAX,
+            interval: Duration::MAX,
+            retries: u32::MAX,
+        };
+        assert_eq!(user_timeout(&absurd), Duration::MAX);
+    }
 }
