@@ -79,6 +79,7 @@ pub struct Config {
     pub log_dir: Option<PathBuf>,
     pub log_timestamps: bool,
     pub log_max_files: usize,
+    pub log_max_bytes: u64,
     pub daemon: bool,
     pub pid_file: Option<PathBuf>,
     /// Every setting as configured.
@@ -164,6 +165,7 @@ impl Config {
             log_dir: s.log_dir.clone(),
             log_timestamps: s.log_timestamps,
             log_max_files: s.log_max_files,
+            log_max_bytes: s.log_max_bytes,
             daemon: s.daemon,
             pid_file: s.pid_file.clone(),
             settings: s,

@@ -183,7 +183,8 @@ settings! {
     log_level: String,
         range: LogFilter, reload: AtOnce;
 
-    /// Write logs to daily-rotated files in this directory instead of stderr
+    /// Write logs to files in this directory instead of stderr, a new one each day and
+    /// whenever --log-max-bytes would be passed
     #[arg(value_name = "DIR")]
     log_dir: PathBuf,
         range: Any, reload: AtOnce;
@@ -195,10 +196,18 @@ settings! {
         range: Any, reload: AtOnce;
 
     // A week of history without filling the disk (log_max_bytes caps each file).
-    /// Log files kept in --log-dir (one a day); 0 keeps them all [default: 7]
+    /// Log files kept in --log-dir (a new one each day or when full); 0 keeps them all
+    /// [default: 7]
     #[arg(value_name = "N")]
     log_max_files: usize = 7,
         range: 0..=1000, reload: AtOnce;
+
+    // A flood of log lines then fills at most log_max_files * log_max_bytes of the disk.
+    /// Largest log file in --log-dir, in bytes; a line that would pass it goes to a new file
+    /// [default: 104857600]
+    #[arg(value_name = "BYTES")]
+    log_max_bytes: u64 = 100 << 20,
+        range: 4096..=1 << 40, reload: AtOnce;
 
     // A flag without a value on the command line (`--daemon`), a bool in the file.
     /// Fork to the background once listening (never under systemd: it wants the foreground)

@@ -162,6 +162,7 @@ const BOUNDS: &[Bounds] = &[
     ("keepalive-retries", Some("0"), "1", "100", "101", "1 to 100"),
     ("drain-timeout", Some("0s"), "1ms", "1h", "1h 1ms", "1ms to 1h"),
     ("log-max-files", None, "0", "1000", "1001", "0 to 1000"),
+    ("log-max-bytes", Some("4095"), "4096", "1099511627776", "1099511627777", "4096 to 1099511627776"),
 ];
 
 #[test]
