@@ -94,6 +94,7 @@ fn start(args: &Args, config: Config, detach: &mut Option<Detach>) -> u8 {
             return EXIT_USAGE;
         }
     };
+    service::raise_fd_limit(config.max_clients);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .on_thread_park(chatd::alloc::worker_parking)

@@ -10,6 +10,7 @@
 //! `STOPPING=1` when a stop begins. Without `NOTIFY_SOCKET` these are no-ops; they never wait
 //! for the manager to read (see [`notify`]).
 
+use crate::accept::{self, FD_OVERHEAD, FdLimit};
 use crate::config::{Args, Reload};
 use crate::config_file;
 use crate::live::Live;
@@ -49,6 +50,35 @@ impl Signals {
 impl Drop for Signals {
     fn drop(&mut self) {
         self.handle.close();
+    }
+}
+
+/// Raises the soft descriptor limit to the hard one (once, at start), then warns if it is
+/// still short of what `max_clients` needs.
+pub fn raise_fd_limit(max_clients: usize) {
+    match accept::raise_fd_limit() {
+        Ok(l) => {
+            if l.soft > l.was {
+                info!(
+                    from = l.was,
+                    to = l.soft,
+                    "raised the file descriptor limit (RLIMIT_NOFILE) to its hard limit"
+                );
+            }
+            warn_if_fds_short(l, max_clients);
+        }
+        Err(e) => warn!(error = %e, "cannot read the file descriptor limit (RLIMIT_NOFILE)"),
+    }
+}
+
+/// One line when `limit` cannot hold `max_clients`: both numbers and the fix.
+fn warn_if_fds_short(limit: FdLimit, max_clients: usize) {
+    let needed = accept::fds_needed(max_clients);
+    if limit.soft < needed {
+        warn!(
+            "file descriptor limit (RLIMIT_NOFILE) is {} (hard limit {}), below the {needed} that max_clients = {max_clients} needs (one a client and {FD_OVERHEAD} more); raise LimitNOFILE= in the unit (ulimit -n outside systemd) or lower max_clients; until then clients past the limit get server_full",
+            limit.soft, limit.hard
+        );
     }
 }
 
@@ -171,6 +201,11 @@ pub fn reload(args: &Args, live: &Live, logging: &Logging) {
                     }
                     if new.password != old.password {
                         info!("login password changed");
+                    }
+                    if new.max_clients > old.max_clients
+                        && let Ok(limit) = FdLimit::now()
+                    {
+                        warn_if_fds_short(limit, new.max_clients);
                     }
                     live.store(new);
                     info!(changed = changes.len(), "configuration reloaded");
