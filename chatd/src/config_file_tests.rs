@@ -253,13 +253,22 @@ fn every_key_as_check_config_writes_it_loads_back() {
     let text = format!(
         "listen = [\"127.0.0.1:1\", \"[::1]:2\"]\nadmin_socket = \"{d}/admin.sock\"\n\
          max_line_bytes = 1000\nmax_clients = 2\nqueue_len = 3\nrate = 4.5\nrate_burst = 5\n\
+         queue_bytes = 5000\nlogin_rate = 2.5\nlogin_burst = 6\nlogin_failures_free = 1\n\
+         login_failures_max = 4\nlogin_failure_window = \"1m\"\n\
          slow_consumer_grace = \"6s\"\nlogin_timeout = \"7s\"\nkeepalive = \"0s\"\n\
          keepalive_interval = \"8s\"\nkeepalive_retries = 9\ndrain_timeout = \"2m 10s\"\n\
          password_file = \"{d}/pw\"\nlog_level = \"debug\"\nlog_dir = \"{d}/logs\"\n\
-         log_timestamps = false\nlog_max_files = 11\ndaemon = true\npid_file = \"{d}/pid\"\n",
+         log_timestamps = false\nlog_max_files = 11\nlog_max_bytes = 8192\ndaemon = true\npid_file = \"{d}/pid\"\n",
         d = d.display()
     );
     let c = load_in(d, &text, &[]).unwrap();
+    let defaults = Settings::default();
+    let same: Vec<&str> = defaults
+        .changed(&c.settings)
+        .iter()
+        .map(|(k, _)| *k)
+        .collect();
+    assert_eq!(same, KEYS, "the text leaves some key at its default");
     let shown = render(&c);
     assert!(!shown.contains("s3cret"), "{shown}");
     for key in KEYS {

@@ -294,6 +294,22 @@ async fn a_stderr_nobody_reads_never_delays_a_ping() {
     assert!(line.contains(" WARN "), "{line}");
 }
 
+/// A directory that passes --check-config (its parent is a directory) but where no file can
+/// be made is refused at start with exit 2 (and by a reload: see service_signals.rs).
+#[test]
+fn a_log_dir_where_no_file_can_be_made_is_refused_at_start() {
+    let unusable = "/proc/chatd-e2e-logs";
+    let expected = format!(
+        "log_dir: cannot write log files in {unusable}: No such file or directory (os error 2); create it writable by chatd's user"
+    );
+    let (code, _, err) = e2e::run_bin(
+        "chatd",
+        &["--listen", "127.0.0.1:0", "--log-dir", unusable],
+        |_| {},
+    );
+    assert_eq!((code, err), (2, format!("chatd: {expected}\n")));
+}
+
 #[tokio::test]
 async fn reload_moves_logs_from_stderr_to_files_and_back() {
     let dir = tempfile::tempdir().unwrap();

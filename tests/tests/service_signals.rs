@@ -212,10 +212,10 @@ async fn after_a_reload_older_sessions_report_the_queue_and_rate_they_still_have
     );
 }
 
-/// A file that does not load, or a value out of range, is refused whole. The values out of
-/// range here each used to crash a part of chatd: the connection semaphore's task (after
-/// which a later reload was logged but never applied), the accept loop, a session's decoder
-/// or its login timer.
+/// A file that does not load, a value out of range or a log directory where no file can be
+/// made is refused whole. The values out of range here each used to crash a part of chatd:
+/// the connection semaphore's task (after which a later reload was logged but never
+/// applied), the accept loop, a session's decoder or its login timer.
 #[tokio::test]
 async fn sighup_with_a_broken_file_or_a_value_out_of_range_keeps_the_running_config() {
     let dir = tempfile::tempdir().unwrap();
@@ -247,13 +247,20 @@ async fn sighup_with_a_broken_file_or_a_value_out_of_range_keeps_the_running_con
             "max_clients = 1\nlogin_timeout = \"500000000000years\"\n",
             "login_timeout: 500000000000years is out of range; use 1ms to 1h",
         ),
-    ] {
+    ]
+    .map(|(text, error)| (text, format!("{cfg}: {error}")))
+    .into_iter()
+    .chain([(
+        // Passes the file's checks (/proc is a directory); fails when logging is rebuilt.
+        "max_clients = 1\nlog_dir = \"/proc/chatd-e2e-logs\"\n",
+        "log_dir: cannot write log files in /proc/chatd-e2e-logs: No such file or directory (os error 2); create it writable by chatd's user".to_owned(),
+    )]) {
         write(dir.path(), text);
         d.signal("HUP");
         let line = d.wait_log("reload failed");
         assert!(
             line.ends_with(&format!(
-                "reload failed, keeping the running configuration: {cfg}: {error}"
+                "reload failed, keeping the running configuration: {error}"
             )),
             "{line}"
         );
