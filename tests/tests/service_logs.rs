@@ -149,13 +149,14 @@ fn log_files_are_capped_by_size_and_only_the_newest_are_kept() {
             .map(|n| format!("{day}.{n}.log"))
             .collect::<Vec<_>>()
     );
-    for name in &kept {
+    for (i, name) in kept.iter().enumerate() {
         let len = std::fs::metadata(logs.join(name)).unwrap().len();
         assert!(
             len <= cap,
             "{name} holds {len} bytes, over the cap of {cap}"
         );
-        assert!(len > cap / 2, "{name} holds only {len} bytes");
+        // The cap closed the older ones nearly full; the newest is whatever came last.
+        assert!(i == 2 || len > cap / 2, "{name} holds only {len} bytes");
     }
     let last = read(logs, &kept[2]);
     assert!(last.trim_end().ends_with("INFO stopped"), "{last}");
