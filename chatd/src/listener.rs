@@ -1,9 +1,14 @@
 //! Binding the chat listeners, and the accept loop that bounds and spawns sessions.
 //!
 //! Each accepted connection takes a permit from a semaphore sized `max_clients`; the permit
-//! moves into the session task and its drop frees the slot. When none is left the connection
-//! gets `server_full` and `bye` and is closed, by a short task of its own so the accept loop
-//! never waits on a client. The loop itself, with its back-off, is [`crate::accept`].
+//! moves into the session task and its drop frees the slot. When none is left, or the
+//! connection's descriptor is one of those [`accept::reserve`] keeps (the process is nearly
+//! out of them), the connection gets `server_full` and `bye` and is closed, by a short task of
+//! its own so the accept loop never waits on a client. A task holds a descriptor for up to
+//! [`REFUSE_TIMEOUT`]; so when [`MAX_REFUSING`] are at work, or the descriptor is in the upper
+//! half of the reserve (the admin channel's), the answer is written at once and the socket
+//! closed without waiting. The loop itself, with its back-off and spare descriptor, is
+//! [`crate::accept`].
 
 use crate::accept;
 use crate::connection::Connection;
@@ -14,6 +19,7 @@ use proto::{ByeReason, ErrorCode, encode};
 use socket2::{Domain, Protocol, SockRef, Socket, TcpKeepalive, Type};
 use std::io;
 use std::net::SocketAddr;
+use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
@@ -22,7 +28,8 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
-/// Connections being turned away at once; past this they are closed without a word.
+/// Connections being turned away at once by a task that waits for the client to close;
+/// past this, they are answered and closed at once.
 const MAX_REFUSING: usize = 64;
 const REFUSE_TIMEOUT: Duration = Duration::from_secs(1);
 const LISTEN_BACKLOG: i32 = 1024;
@@ -52,17 +59,37 @@ pub async fn run(
     let refusing = Arc::new(Semaphore::new(MAX_REFUSING));
     accept::run(&listener, "chat listener", &stop, |stream, peer| {
         Stats::add(&server.stats.accepted, 1);
-        let Ok(permit) = slots.clone().try_acquire_owned() else {
+        let (headroom, reserve) = (accept::headroom(stream.as_raw_fd()), accept::reserve());
+        let has_room = headroom >= reserve;
+        let permit = if has_room {
+            slots.clone().try_acquire_owned().ok()
+        } else {
+            None
+        };
+        let Some(permit) = permit else {
             Stats::add(&server.stats.refused, 1);
             server.stats.error(ErrorCode::ServerFull);
             server.events.error(peer, None, ErrorCode::ServerFull);
             let max = server.config.load().max_clients;
-            warn!(%peer, max_clients = max, "server full, refusing connection");
-            if let Ok(p) = refusing.clone().try_acquire_owned() {
-                tracker.spawn(async move {
-                    let _p = p;
-                    refuse(stream, max).await;
-                });
+            let msg = if has_room {
+                warn!(%peer, max_clients = max, "server full, refusing connection");
+                format!("server is full ({max} connections); try again later")
+            } else {
+                let limit = accept::fd_limit();
+                warn!(%peer, fd_limit = limit, "out of file descriptors, refusing connection; raise LimitNOFILE (ulimit -n) or lower max_clients");
+                "server is full (out of file descriptors); try again later".to_owned()
+            };
+            let task = (headroom >= reserve / 2)
+                .then(|| refusing.clone().try_acquire_owned().ok())
+                .flatten();
+            match task {
+                Some(p) => {
+                    tracker.spawn(async move {
+                        let _p = p;
+                        refuse(stream, &msg).await;
+                    });
+                }
+                None => refuse_at_once(stream, &msg),
             }
             return;
         };
@@ -84,19 +111,78 @@ fn configure(stream: &TcpStream, server: &Server) {
         if let Err(e) = sock.set_tcp_keepalive(&params) {
             warn!(error = %e, "cannot enable TCP keepalive");
         }
-        // Keepalive probes only run while nothing is unacknowledged; the user timeout also
-        // ends a peer that vanished with our data in flight.
-        let _ = sock.set_tcp_user_timeout(Some(ka.idle + ka.interval * ka.retries));
+        let _ = sock.set_tcp_user_timeout(Some(user_timeout(&ka)));
     }
 }
 
-/// Tells a client the server is full and closes, within [`REFUSE_TIMEOUT`] in all.
-async fn refuse(stream: TcpStream, max: usize) {
-    let mut conn = Connection::new(stream, 0);
-    let out = conn.out();
-    let msg = format!("server is full ({max} connections); try again later");
-    encode::error(out, None, ErrorCode::ServerFull, &msg);
+/// How long data may stay unacknowledged before the kernel gives up on the peer: the time
+/// keepalive takes to declare it dead. Keepalive probes only run while nothing is
+/// unacknowledged; the user timeout also ends a peer that vanished with our data in flight.
+///
+/// The settings' ranges keep this far from overflowing (at most 2h + 100 * 10m); the
+/// saturating sums are only there so that no value could ever stop the accept loop.
+fn user_timeout(ka: &crate::config::Keepalive) -> Duration {
+    ka.idle
+        .saturating_add(ka.interval.saturating_mul(ka.retries))
+}
+
+/// The refusal's two lines: `server_full` saying `msg`, then `bye`.
+fn refusal(out: &mut Vec<u8>, msg: &str) {
+    encode::error(out, None, ErrorCode::ServerFull, msg);
     encode::bye(out, ByeReason::ServerFull, None);
+}
+
+/// Tells a client the server is full and closes, within [`REFUSE_TIMEOUT`] in all, waiting
+/// for the client to close first so that what it sent meanwhile cannot turn our close into
+/// a reset that discards the answer.
+async fn refuse(stream: TcpStream, msg: &str) {
+    let mut conn = Connection::new(stream, 0);
+    refusal(conn.out(), msg);
     conn.close(REFUSE_TIMEOUT).await;
     info!("refused connection closed");
+}
+
+/// Tells a client the server is full and closes at once, holding no descriptor: a fresh
+/// socket's send buffer takes the two lines whole. What the client already sent is read
+/// away first, so that the close is a FIN; something sent later may still reset it.
+fn refuse_at_once(stream: TcpStream, msg: &str) {
+    use std::io::{Read, Write};
+    let mut out = Vec::new();
+    refusal(&mut out, msg);
+    // Straight on the socket: tokio's try_write would wait for a readiness event that a
+    // socket accepted a moment ago has not had yet.
+    let sock = SockRef::from(&stream);
+    let mut s: &Socket = &sock;
+    let _ = s.write(&out);
+    let mut sink = [0u8; 4096];
+    for _ in 0..16 {
+        match s.read(&mut sink) {
+            Ok(n) if n > 0 => {}
+            _ => break,
+        }
+    }
+    let _ = sock.shutdown(std::net::Shutdown::Write);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Keepalive;
+
+    #[test]
+    fn the_user_timeout_of_the_longest_keepalive_fits_the_kernels_milliseconds() {
+        let longest = Keepalive {
+            idle: Duration::from_secs(7200),
+            interval: Duration::from_secs(600),
+            retries: 100,
+        };
+        assert_eq!(user_timeout(&longest), Duration::from_secs(67_200));
+        assert!(user_timeout(&longest).as_millis() < u128::from(u32::MAX));
+        let absurd = Keepalive {
+            idle: Duration::MAX,
+            interval: Duration::MAX,
+            retries: u32::MAX,
+        };
+        assert_eq!(user_timeout(&absurd), Duration::MAX);
+    }
 }

@@ -94,6 +94,7 @@ fn start(args: &Args, config: Config, detach: &mut Option<Detach>) -> u8 {
             return EXIT_USAGE;
         }
     };
+    service::raise_fd_limit(config.max_clients);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .on_thread_park(chatd::alloc::worker_parking)
@@ -105,49 +106,51 @@ fn start(args: &Args, config: Config, detach: &mut Option<Detach>) -> u8 {
             return EXIT_RUNTIME;
         }
     };
-    let code = runtime.block_on(serve(args, config, &logging, detach));
+    let outcome = runtime.block_on(serve(args, config, &logging, detach));
     // Sessions are done; what is left of the runtime (the signal bridge) need not linger.
     runtime.shutdown_timeout(std::time::Duration::from_millis(100));
-    drop(logging); // flushes the log files
-    code
-}
-
-async fn serve(args: &Args, config: Config, logging: &Logging, detach: &mut Option<Detach>) -> u8 {
-    let mut listeners = Vec::new();
-    for addr in &config.listen {
-        match chatd::listener::bind(*addr) {
-            Ok(l) => listeners.push(l),
-            Err(e) => {
-                eprintln!("chatd: cannot listen on {addr}: {}", explain_bind(&e));
-                return EXIT_LISTEN;
-            }
+    // Flushes the log (for a bounded time), so that a failure printed next is the last line.
+    drop(logging);
+    match outcome {
+        Ok(()) => 0,
+        Err(Failed(code, message)) => {
+            eprintln!("chatd: {message}");
+            code
         }
     }
-    let admin = match bind_admin(&config) {
-        Ok(a) => a,
-        Err(code) => return code,
-    };
+}
+
+/// Start-up failed: the exit code, and the line to print once the log is flushed.
+struct Failed(u8, String);
+
+async fn serve(
+    args: &Args,
+    config: Config,
+    logging: &Logging,
+    detach: &mut Option<Detach>,
+) -> Result<(), Failed> {
+    let mut listeners = Vec::new();
+    for addr in &config.listen {
+        let l = chatd::listener::bind(*addr).map_err(|e| {
+            let why = explain_bind(&e);
+            Failed(EXIT_LISTEN, format!("cannot listen on {addr}: {why}"))
+        })?;
+        listeners.push(l);
+    }
+    let admin = bind_admin(&config)?;
     // Only now: a chatd that found another one on its admin socket must not have replaced
     // that one's pid file (and then removed it on the way out).
     let _pid_file = match &config.pid_file {
-        Some(p) => match service::PidFileGuard::create(p) {
-            Ok(g) => Some(g),
-            Err(e) => {
-                eprintln!("chatd: pid_file: cannot write {}: {e}", p.display());
-                return EXIT_RUNTIME;
-            }
-        },
+        Some(p) => Some(service::PidFileGuard::create(p).map_err(|e| {
+            let message = format!("pid_file: cannot write {}: {e}", p.display());
+            Failed(EXIT_RUNTIME, message)
+        })?),
         None => None,
     };
     // Before the "listening on" lines: whoever waits for them may send a SIGHUP at once,
     // and an unwatched one would kill chatd.
-    let mut signals = match service::Signals::watch() {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("chatd: cannot watch signals: {e}");
-            return EXIT_RUNTIME;
-        }
-    };
+    let mut signals = service::Signals::watch()
+        .map_err(|e| Failed(EXIT_RUNTIME, format!("cannot watch signals: {e}")))?;
     let mut addrs = Vec::new();
     for l in &listeners {
         match l.local_addr() {
@@ -171,19 +174,19 @@ async fn serve(args: &Args, config: Config, logging: &Logging, detach: &mut Opti
         service::stopped_again(&mut signals)
     };
     chatd::run_with_admin(listeners, Some(admin), live.clone(), stop).await;
-    0
+    Ok(())
 }
 
 /// Sets up the admin socket (before the "listening on" lines, so whoever waits for those can
 /// use chatctl at once).
-fn bind_admin(config: &Config) -> Result<chatd::admin::AdminListener, u8> {
+fn bind_admin(config: &Config) -> Result<chatd::admin::AdminListener, Failed> {
     chatd::admin::bind(config.admin_socket.as_deref()).map_err(|e| {
-        eprintln!("chatd: {e}");
-        if e.is_usage() {
+        let code = if e.is_usage() {
             EXIT_USAGE
         } else {
             EXIT_LISTEN
-        }
+        };
+        Failed(code, e.to_string())
     })
 }
 

@@ -7,8 +7,10 @@
 //! systemd 252 (Debian 12) has no `Type=notify-reload`, so the unit is `Type=notify` with
 //! `ExecReload=kill -HUP`: we send `READY=1` once listening, `RELOADING=1` (with
 //! `MONOTONIC_USEC`, which newer systemd requires) then `READY=1` around a reload, and
-//! `STOPPING=1` when a stop begins. Without `NOTIFY_SOCKET` these are no-ops.
+//! `STOPPING=1` when a stop begins. Without `NOTIFY_SOCKET` these are no-ops; they never wait
+//! for the manager to read (see [`notify`]).
 
+use crate::accept::{self, FD_OVERHEAD, FdLimit};
 use crate::config::{Args, Reload};
 use crate::config_file;
 use crate::live::Live;
@@ -51,11 +53,66 @@ impl Drop for Signals {
     }
 }
 
+/// Raises the soft descriptor limit to the hard one (once, at start), then warns if it is
+/// still short of what `max_clients` needs.
+pub fn raise_fd_limit(max_clients: usize) {
+    match accept::raise_fd_limit() {
+        Ok(l) => {
+            if l.soft > l.was {
+                info!(
+                    from = l.was,
+                    to = l.soft,
+                    "raised the file descriptor limit (RLIMIT_NOFILE) to its hard limit"
+                );
+            }
+            warn_if_fds_short(l, max_clients);
+        }
+        Err(e) => warn!(error = %e, "cannot read the file descriptor limit (RLIMIT_NOFILE)"),
+    }
+}
+
+/// One line when `limit` cannot hold `max_clients`: both numbers and the fix.
+fn warn_if_fds_short(limit: FdLimit, max_clients: usize) {
+    let needed = accept::fds_needed(max_clients);
+    if limit.soft < needed {
+        warn!(
+            "file descriptor limit (RLIMIT_NOFILE) is {} (hard limit {}), below the {needed} that max_clients = {max_clients} needs (one a client and {FD_OVERHEAD} more); raise LimitNOFILE= in the unit (ulimit -n outside systemd) or lower max_clients; until then clients past the limit get server_full",
+            limit.soft, limit.hard
+        );
+    }
+}
+
 /// Sends state to the service manager, if there is one; failures are logged, never fatal.
 pub fn notify(states: &[NotifyState]) {
-    if let Err(e) = sd_notify::notify(states) {
+    if let Err(e) = send_notify(states) {
         warn!(error = %e, "cannot notify the service manager (NOTIFY_SOCKET)");
     }
+}
+
+/// What `sd_notify::notify` does, without waiting: its socket blocks when the manager's
+/// queue is full (ten datagrams by default), which would stall the task that reloads (a
+/// worker of the runtime) for as long as nobody reads. A notification that does not fit is
+/// dropped with a warning instead.
+fn send_notify(states: &[NotifyState]) -> io::Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    use std::os::unix::net::{SocketAddr, UnixDatagram};
+    let Some(path) = std::env::var_os("NOTIFY_SOCKET") else {
+        return Ok(());
+    };
+    let msg: String = states.iter().map(|s| format!("{s}\n")).collect();
+    let sock = UnixDatagram::unbound()?;
+    sock.set_nonblocking(true)?;
+    let sent = match path.as_bytes().strip_prefix(b"@") {
+        Some(name) => {
+            use std::os::linux::net::SocketAddrExt;
+            sock.send_to_addr(msg.as_bytes(), &SocketAddr::from_abstract_name(name)?)
+        }
+        None => sock.send_to(msg.as_bytes(), &path),
+    }?;
+    if sent != msg.len() {
+        return Err(io::Error::new(io::ErrorKind::WriteZero, "incomplete write"));
+    }
+    Ok(())
 }
 
 /// Tells systemd the service is up: call once every listener is bound.
@@ -144,6 +201,11 @@ pub fn reload(args: &Args, live: &Live, logging: &Logging) {
                     }
                     if new.password != old.password {
                         info!("login password changed");
+                    }
+                    if new.max_clients > old.max_clients
+                        && let Ok(limit) = FdLimit::now()
+                    {
+                        warn_if_fds_short(limit, new.max_clients);
                     }
                     live.store(new);
                     info!(changed = changes.len(), "configuration reloaded");

@@ -61,7 +61,10 @@ fn a_bad_flag_value_is_one_line_naming_the_flag_exit_2() {
     );
     let (code, _, err) = chatd(&["--queue-len", "0"]);
     assert_eq!(code, 2);
-    assert_eq!(err, "chatd: --queue-len: must be at least 1\n");
+    assert_eq!(
+        err,
+        "chatd: --queue-len: 0 is out of range; use 1 to 1000000\n"
+    );
     let (code, _, err) = chatd(&["--bogus"]);
     assert_eq!(code, 2);
     assert_eq!(

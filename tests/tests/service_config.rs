@@ -65,7 +65,7 @@ fn a_bad_value_in_the_file_is_named_by_key_and_exits_2() {
     assert_eq!(code, 2);
     assert_eq!(
         err,
-        format!("chatd: {cfg}: queue_len: must be at least 1\n")
+        format!("chatd: {cfg}: queue_len: 0 is out of range; use 1 to 1000000\n")
     );
     let cfg = write(dir.path(), "login_timeout = 5\n");
     let (code, _, err) = run_bin("chatd", &["--config", &cfg, "--check-config"], |_| {});
@@ -76,6 +76,45 @@ fn a_bad_value_in_the_file_is_named_by_key_and_exits_2() {
             "chatd: {cfg}: login_timeout at line 1: invalid type: integer `5`, expected a string\n"
         )
     );
+}
+
+/// The values that crashed chatd (at start, or once the accept loop or a session computed
+/// with them) are refused before anything is bound, with exit 2.
+#[test]
+fn values_that_used_to_crash_chatd_exit_2_naming_the_flag_and_the_range() {
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &["--max-clients", "18446744073709551615"],
+            "--max-clients: 18446744073709551615 is out of range; use 1 to 1000000",
+        ),
+        (
+            &["--max-line-bytes", "18446744073709551615"],
+            "--max-line-bytes: 18446744073709551615 is out of range; use 128 to 16777216",
+        ),
+        (
+            &[
+                "--keepalive-interval",
+                "100000000years",
+                "--keepalive-retries",
+                "100",
+            ],
+            "--keepalive-interval: 100000000years is out of range; use 1s to 10m",
+        ),
+        (
+            &["--login-timeout", "500000000000years"],
+            "--login-timeout: 500000000000years is out of range; use 1ms to 1h",
+        ),
+        (
+            &["--drain-timeout", "500000000000years"],
+            "--drain-timeout: 500000000000years is out of range; use 1ms to 1h",
+        ),
+    ];
+    for (args, expected) in cases {
+        let args = [&["--listen", "127.0.0.1:0"], *args].concat();
+        let (code, out, err) = run_bin("chatd", &args, |_| {});
+        assert_eq!((code, out.as_str()), (2, ""), "{args:?}: {err}");
+        assert_eq!(err, format!("chatd: {expected}\n"));
+    }
 }
 
 #[test]

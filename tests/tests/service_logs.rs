@@ -1,10 +1,17 @@
 //! Logging on the real binary: files in log_dir rotated daily (at midnight, under a faked
-//! clock) and pruned, flushed on exit; output moved by a reload; timestamps switchable for
-//! journald; and never a message body, even at trace level.
+//! clock) and by size, and pruned, flushed on exit; a stderr nobody reads never slowing the
+//! chat; output moved by a reload; timestamps switchable for journald; and never a message
+//! body, even at trace level.
 
-use e2e::{Chatd, Client, wait_in_dir};
+use e2e::{Chatd, Client, Lines, wait_in_dir};
+use std::io::{BufRead, BufReader, Write};
 use std::net::SocketAddr;
 use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// libfaketime from Debian's `faketime` package (.ci/run installs it).
 const FAKETIME_LIB: &str = "/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1";
@@ -27,10 +34,10 @@ fn read_all(dir: &Path) -> String {
     files(dir).iter().map(|f| read(dir, f)).collect()
 }
 
-/// The address chatd logged into `file`.
-fn addr_in(dir: &Path, name: &str) -> SocketAddr {
-    wait_in_dir(dir, "the address in the log file", || {
-        let text = read(dir, name);
+/// The address chatd logged into one of the files in `dir`.
+fn addr_in(dir: &Path) -> SocketAddr {
+    wait_in_dir(dir, "the address in a log file", || {
+        let text = read_all(dir);
         let line = text.lines().find(|l| l.contains("listening on "))?;
         line.rsplit("listening on ").next()?.trim().parse().ok()
     })
@@ -68,7 +75,8 @@ fn log_files_rotate_at_midnight_are_pruned_and_flushed_on_exit() {
                 .env("DONT_FAKE_MONOTONIC", "1");
         },
     );
-    let addr = addr_in(logs, "chatd.2020-01-01.log");
+    let addr = addr_in(logs);
+    assert!(read(logs, "chatd.2020-01-01.log").contains("listening on "));
     d.set_addrs(vec![addr]);
     // Before any signal: the "listening on" line comes before chatd watches for them.
     d.wait_ready();
@@ -93,6 +101,214 @@ fn log_files_rotate_at_midnight_are_pruned_and_flushed_on_exit() {
         today.lines().last().unwrap().ends_with("INFO stopped"),
         "{today}"
     );
+}
+
+#[test]
+fn log_files_are_capped_by_size_and_only_the_newest_are_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let logs = dir.path();
+    let cap = 4096;
+    let mut d = Chatd::spawn_with(
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--log-dir",
+            logs.to_str().unwrap(),
+            "--log-max-bytes",
+            &cap.to_string(),
+            "--log-max-files",
+            "3",
+        ],
+        |_| {},
+    );
+    let addr = addr_in(logs);
+    d.set_addrs(vec![addr]);
+    d.wait_ready();
+    // Each connection logs three lines (connected, its error reply, disconnected): about
+    // a dozen connections fill a file. Enough for the size cap to open a sixth file.
+    let seq = |name: &str| name.split('.').nth(2).and_then(|n| n.parse::<u32>().ok());
+    wait_in_dir(logs, "a sixth log file of the day", || {
+        for _ in 0..10 {
+            let mut c = std::net::TcpStream::connect(addr).unwrap();
+            c.write_all(b"x\n").unwrap();
+        }
+        files(logs).iter().any(|f| seq(f) >= Some(5)).then_some(())
+    });
+    d.signal("TERM");
+    assert_eq!(d.wait_exit().code(), Some(0));
+    let kept = files(logs);
+    assert_eq!(kept.len(), 3, "{kept:?}");
+    // The newest three of one day, in a row, each within the cap (a file over it would hold
+    // a single line longer than the cap: none is, here).
+    let first = seq(&kept[0]).unwrap();
+    assert!(first >= 3, "{kept:?}");
+    let day = &kept[0][..16];
+    assert_eq!(
+        kept,
+        (first..first + 3)
+            .map(|n| format!("{day}.{n}.log"))
+            .collect::<Vec<_>>()
+    );
+    for (i, name) in kept.iter().enumerate() {
+        let len = std::fs::metadata(logs.join(name)).unwrap().len();
+        assert!(
+            len <= cap,
+            "{name} holds {len} bytes, over the cap of {cap}"
+        );
+        // The cap closed the older ones nearly full; the newest is whatever came last.
+        assert!(i == 2 || len > cap / 2, "{name} holds only {len} bytes");
+    }
+    let last = read(logs, &kept[2]);
+    assert!(last.trim_end().ends_with("INFO stopped"), "{last}");
+}
+
+/// chatd's process with stderr a pipe the test reads only when it chooses; killed when
+/// dropped.
+struct Unread {
+    child: Child,
+    stderr: Option<BufReader<std::process::ChildStderr>>,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Unread {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts chatd and reads its stderr up to the line that says where it listens, then
+/// leaves the pipe alone.
+fn start_unread(args: &[&str]) -> (Unread, SocketAddr) {
+    let dir = e2e::socket_dir();
+    let mut child = Command::new(e2e::bin("chatd"))
+        .args(["--listen", "127.0.0.1:0"])
+        .args(args)
+        .arg("--admin-socket")
+        .arg(dir.path().join("admin.sock"))
+        .env_remove("NOTIFY_SOCKET")
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    let addr = loop {
+        line.clear();
+        assert!(stderr.read_line(&mut line).unwrap() > 0, "chatd exited");
+        if let Some((_, a)) = line.split_once("listening on ") {
+            break a.trim().parse().unwrap();
+        }
+    };
+    let d = Unread {
+        child,
+        stderr: Some(stderr),
+        _dir: dir,
+    };
+    (d, addr)
+}
+
+/// Connections that each send a few bad lines and hang up, `at_once` at a time, until `stop`:
+/// a few log lines each (connected, error replies, disconnected) however chatd counts
+/// requests. Every connection gives up after a second, so a stalled chatd stalls nothing here.
+async fn flood(addr: SocketAddr, at_once: usize, stop: Arc<AtomicBool>) -> u64 {
+    let mut made = 0;
+    while !stop.load(Ordering::Relaxed) {
+        let mut batch = tokio::task::JoinSet::new();
+        for _ in 0..at_once {
+            batch.spawn(tokio::time::timeout(Duration::from_secs(1), async move {
+                let mut c = tokio::net::TcpStream::connect(addr).await.ok()?;
+                c.write_all(b"x\nx\nx\nx\nx\nx\n").await.ok()?;
+                c.shutdown().await.ok()?;
+                let mut sink = Vec::new();
+                c.read_to_end(&mut sink).await.ok()
+            }));
+        }
+        made += batch.join_all().await.len() as u64;
+    }
+    made
+}
+
+/// A synchronous stderr whose reader was slower than chatd (a journal that falls behind)
+/// used to stall every worker: a logged-in user's ping went unanswered for seconds. Now the
+/// pipe fills, lines are dropped and counted, and the chat goes on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stderr_nobody_reads_never_delays_a_ping() {
+    let (mut d, addr) = start_unread(&["--rate", "0", "--log-level", "debug"]);
+    let mut bystander = Client::login(addr, "bystander").await;
+    let stop = Arc::new(AtomicBool::new(false));
+    let flooder = tokio::spawn(flood(addr, 16, stop.clone()));
+    let pipe = || rustix::io::ioctl_fionread(d.stderr.as_ref().unwrap().get_ref()).unwrap();
+    let (began, mut full_since) = (Instant::now(), None);
+    let mut rtts = Vec::new();
+    // Pings until the pipe has been full for two seconds (or ten have passed).
+    while began.elapsed() < Duration::from_secs(10)
+        && full_since.is_none_or(|t: Instant| t.elapsed() < Duration::from_secs(2))
+    {
+        let sent = Instant::now();
+        bystander.send(r#"{"type":"ping"}"#).await;
+        let reply = bystander.recv_within(Duration::from_millis(100)).await;
+        let rtt = sent.elapsed();
+        assert_eq!(
+            reply.map(|r| r["type"].clone()),
+            Some("ok".into()),
+            "no answer to a ping within 100 ms, {:?} into the flood",
+            began.elapsed()
+        );
+        rtts.push(rtt);
+        // 64 KiB, less what our reader took in its buffer.
+        if full_since.is_none() && pipe() >= 56 * 1024 {
+            full_since = Some(Instant::now());
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    stop.store(true, Ordering::Relaxed);
+    let connections = flooder.await.unwrap();
+    assert!(
+        full_since.is_some(),
+        "the pipe never filled ({} bytes)",
+        pipe()
+    );
+    rtts.sort();
+    let (p50, p99, max) = (
+        rtts[rtts.len() / 2],
+        rtts[rtts.len() * 99 / 100],
+        rtts[rtts.len() - 1],
+    );
+    eprintln!(
+        "{} pings over {connections} flooding connections: median {p50:?}, p99 {p99:?}, max {max:?}",
+        rtts.len()
+    );
+    // Reading again, the queue drains and the count of what was dropped comes out.
+    let log = Lines::read_from(d.stderr.take().unwrap(), "chatd");
+    let line = log.wait_for("log lines dropped");
+    let dropped: u64 = line
+        .split("dropped=")
+        .nth(1)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(dropped > 0, "{line}");
+    assert!(line.contains(" WARN "), "{line}");
+}
+
+/// A directory that passes --check-config (its parent is a directory) but where no file can
+/// be made is refused at start with exit 2 (and by a reload: see service_signals.rs).
+#[test]
+fn a_log_dir_where_no_file_can_be_made_is_refused_at_start() {
+    let unusable = "/proc/chatd-e2e-logs";
+    let expected = format!(
+        "log_dir: cannot write log files in {unusable}: No such file or directory (os error 2); create it writable by chatd's user"
+    );
+    let (code, _, err) = e2e::run_bin(
+        "chatd",
+        &["--listen", "127.0.0.1:0", "--log-dir", unusable],
+        |_| {},
+    );
+    assert_eq!((code, err), (2, format!("chatd: {expected}\n")));
 }
 
 #[tokio::test]

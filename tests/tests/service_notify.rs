@@ -88,6 +88,26 @@ fn a_failed_reload_still_reports_ready() {
     );
 }
 
+/// A manager that stops reading used to stall chatd at the sixth reload: the notification
+/// socket's queue (ten datagrams) was full and the send waited, on a worker of the runtime,
+/// for as long as nobody read. Now what does not fit is dropped with a warning.
+#[test]
+fn a_manager_that_does_not_read_never_stalls_a_reload() {
+    let m = Manager::new();
+    let d = Chatd::start_with(&[], |c| {
+        c.env("NOTIFY_SOCKET", &m.path);
+    });
+    assert_eq!(m.next()[0], "READY=1");
+    for _ in 0..8 {
+        d.signal("HUP");
+        d.wait_log("configuration reloaded");
+    }
+    let warning = d.wait_logged("cannot notify the service manager");
+    assert!(warning.contains(" WARN "), "{warning}");
+    // The queue holds what fitted, oldest first.
+    assert_eq!(m.next()[0], "RELOADING=1");
+}
+
 #[test]
 fn daemon_mode_is_refused_under_a_service_manager() {
     let m = Manager::new();

@@ -212,34 +212,69 @@ async fn after_a_reload_older_sessions_report_the_queue_and_rate_they_still_have
     );
 }
 
+/// A file that does not load, a value out of range or a log directory where no file can be
+/// made is refused whole. The values out of range here each used to crash a part of chatd:
+/// the connection semaphore's task (after which a later reload was logged but never
+/// applied), the accept loop, a session's decoder or its login timer.
 #[tokio::test]
-async fn sighup_with_a_broken_file_keeps_the_running_config() {
+async fn sighup_with_a_broken_file_or_a_value_out_of_range_keeps_the_running_config() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = write(dir.path(), "max_clients = 1\n");
     let d = Chatd::start(&["--config", &cfg]);
     let mut alice = Client::login(d.addr(), "alice").await;
-
-    write(dir.path(), "max_clients = 5\nmax_client = 6\n");
-    d.signal("HUP");
-    let line = d.wait_log("reload failed");
-    assert!(
-        line.ends_with(&format!(
-            "reload failed, keeping the running configuration: {cfg}: unknown key \"max_client\" at line 2 — did you mean \"max_clients\"?"
-        )),
-        "{line}"
-    );
-    write(dir.path(), "max_clients = 0\n");
-    d.signal("HUP");
-    let line = d.wait_log("reload failed");
-    assert!(
-        line.ends_with(&format!("{cfg}: max_clients: must be at least 1")),
-        "{line}"
-    );
-
-    alice.expect_nothing_pending().await;
-    // Still the old limit of one.
+    for (text, error) in [
+        (
+            "max_clients = 5\nmax_client = 6\n",
+            "unknown key \"max_client\" at line 2 — did you mean \"max_clients\"?",
+        ),
+        (
+            "max_clients = 0\n",
+            "max_clients: 0 is out of range; use 1 to 1000000",
+        ),
+        (
+            "max_clients = 18446744073709551615\n",
+            "max_clients: 18446744073709551615 is out of range; use 1 to 1000000",
+        ),
+        (
+            "max_clients = 1\nkeepalive_interval = \"100000000years\"\nkeepalive_retries = 100\n",
+            "keepalive_interval: 100000000years is out of range; use 1s to 10m",
+        ),
+        (
+            "max_clients = 1\nmax_line_bytes = 18446744073709551615\n",
+            "max_line_bytes: 18446744073709551615 is out of range; use 128 to 16777216",
+        ),
+        (
+            "max_clients = 1\nlogin_timeout = \"500000000000years\"\n",
+            "login_timeout: 500000000000years is out of range; use 1ms to 1h",
+        ),
+    ]
+    .map(|(text, error)| (text, format!("{cfg}: {error}")))
+    .into_iter()
+    .chain([(
+        // Passes the file's checks (/proc is a directory); fails when logging is rebuilt.
+        "max_clients = 1\nlog_dir = \"/proc/chatd-e2e-logs\"\n",
+        "log_dir: cannot write log files in /proc/chatd-e2e-logs: No such file or directory (os error 2); create it writable by chatd's user".to_owned(),
+    )]) {
+        write(dir.path(), text);
+        d.signal("HUP");
+        let line = d.wait_log("reload failed");
+        assert!(
+            line.ends_with(&format!(
+                "reload failed, keeping the running configuration: {error}"
+            )),
+            "{line}"
+        );
+    }
+    // Still the old limit of one, and Alice was never disturbed.
     let mut second = Client::connect(d.addr()).await;
     assert_eq!(second.expect_closed().await[0]["code"], "server_full");
+    alice.expect_nothing_pending().await;
+    write(dir.path(), "max_clients = 2\nlog_level = \"debug\"\n");
+    d.signal("HUP");
+    d.wait_log("configuration reloaded changed=2");
+    d.wait_logged("connection limit applied max_clients=2");
+    let _bob = Client::login(d.addr(), "bob").await;
+    assert_eq!(alice.recv().await["type"], "join");
 }
 
 #[tokio::test]

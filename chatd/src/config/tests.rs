@@ -32,7 +32,8 @@ fn every_default_in_the_help_is_the_declared_default() {
         let help = arg.get_help().map(|h| h.to_string()).unwrap_or_default();
         let Some(default) = help
             .split_once("[default: ")
-            .and_then(|(_, rest)| rest.strip_suffix(']'))
+            .and_then(|(_, rest)| rest.split_once(']'))
+            .map(|(default, _)| default)
             .filter(|d| !d.contains(' '))
         else {
             continue;
@@ -47,6 +48,43 @@ fn every_default_in_the_help_is_the_declared_default() {
     }
     // Not a count to bump with each new setting: only proof that the help was read at all.
     assert!(checked >= 10, "only {checked} defaults found in the help");
+}
+
+#[test]
+fn every_help_says_its_rows_range() {
+    let mut ranged = Vec::new();
+    let command = Args::command();
+    for arg in command.get_arguments() {
+        let key = arg.get_id().as_str();
+        let help = arg.get_help().map(|h| h.to_string()).unwrap_or_default();
+        match Layer::range_of(key) {
+            Some(range) => {
+                assert!(
+                    help.ends_with(&format!(" [range: {range}]")),
+                    "{key}: {help:?}"
+                );
+                ranged.push(key);
+            }
+            None => assert!(!help.contains("[range: "), "{key}: {help:?}"),
+        }
+    }
+    // Every number and duration has one; what has none is a flag, a path or the filter.
+    let unranged: Vec<&str> = KEYS
+        .iter()
+        .copied()
+        .filter(|k| !ranged.contains(k))
+        .collect();
+    assert_eq!(
+        unranged,
+        [
+            "password_file",
+            "log_level",
+            "log_dir",
+            "log_timestamps",
+            "daemon",
+            "pid_file"
+        ]
+    );
 }
 
 #[test]
@@ -91,34 +129,104 @@ fn keepalive_off_still_keeps_its_interval_and_retries() {
     );
 }
 
+/// A ranged flag: the nearest value refused below its range (`None` where the type stops
+/// there), the lowest and the highest accepted, the nearest refused above, and the range as
+/// the error says it. Values are written as the error writes them back.
+type Bounds = (
+    &'static str,
+    Option<&'static str>,
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static str,
+);
+
+/// Every ranged flag's bounds.
+#[rustfmt::skip]
+const BOUNDS: &[Bounds] = &[
+    ("max-line-bytes", Some("127"), "128", "16777216", "16777217", "128 to 16777216"),
+    ("max-clients", Some("0"), "1", "1000000", "1000001", "1 to 1000000"),
+    ("queue-len", Some("0"), "1", "1000000", "1000001", "1 to 1000000"),
+    ("rate", Some("-0.5"), "0", "1000000", "1000000.5", "0 to 1000000"),
+    ("rate-burst", Some("0"), "1", "1000000", "1000001", "1 to 1000000"),
+    ("queue-bytes", Some("1023"), "1024", "1073741824", "1073741825", "1024 to 1073741824"),
+    ("login-rate", Some("-0.5"), "0", "1000000", "1000000.5", "0 to 1000000"),
+    ("login-burst", Some("0"), "1", "1000000", "1000001", "1 to 1000000"),
+    ("login-failures-free", None, "0", "1000", "1001", "0 to 1000"),
+    ("login-failures-max", Some("0"), "1", "1000", "1001", "1 to 1000"),
+    ("login-failure-window", Some("999ms"), "1s", "1day", "1day 1ms", "1s to 1day"),
+    ("slow-consumer-grace", Some("0s"), "1ms", "1h", "1h 1ms", "1ms to 1h"),
+    ("login-timeout", Some("0s"), "1ms", "1h", "1h 1ms", "1ms to 1h"),
+    ("keepalive", Some("999ms"), "1s", "2h", "2h 1ms", "0 (off) or 1s to 2h"),
+    ("keepalive-interval", Some("999ms"), "1s", "10m", "10m 1ms", "1s to 10m"),
+    ("keepalive-retries", Some("0"), "1", "100", "101", "1 to 100"),
+    ("drain-timeout", Some("0s"), "1ms", "1h", "1h 1ms", "1ms to 1h"),
+    ("log-max-files", None, "0", "1000", "1001", "0 to 1000"),
+    ("log-max-bytes", Some("4095"), "4096", "1099511627776", "1099511627777", "4096 to 1099511627776"),
+];
+
 #[test]
-fn every_limit_is_checked() {
+fn every_range_is_checked_at_under_and_over_each_bound() {
+    for &(flag, below, lowest, highest, above, range) in BOUNDS {
+        for ok in [lowest, highest] {
+            assert!(parse(&[&format!("--{flag}={ok}")]).is_ok(), "--{flag} {ok}");
+        }
+        for bad in below.into_iter().chain([above]) {
+            assert_eq!(
+                parse(&[&format!("--{flag}={bad}")]),
+                Err(format!("--{flag}: {bad} is out of range; use {range}")),
+            );
+        }
+    }
+    // A row without a range in the list would go untested.
+    let listed: Vec<String> = BOUNDS.iter().map(|b| b.0.replace('-', "_")).collect();
+    for key in KEYS {
+        let spans = Layer::range_of(key).is_some_and(|r| r.contains(" to "));
+        assert_eq!(spans, listed.iter().any(|l| l == key), "{key}");
+    }
+}
+
+// The values that used to crash chatd are checked on the binary, with their exit code, in
+// tests/tests/service_config.rs.
+
+#[test]
+fn a_rate_that_is_not_a_number_is_out_of_range() {
+    for bad in ["NaN", "inf"] {
+        assert_eq!(
+            parse(&["--rate", bad]).unwrap_err(),
+            format!("--rate: {bad} is out of range; use 0 to 1000000")
+        );
+    }
+}
+
+#[test]
+fn keepalive_off_needs_no_interval_but_its_interval_is_still_in_range() {
+    assert!(parse(&["--keepalive", "0"]).is_ok());
     assert_eq!(
-        parse(&["--max-line-bytes", "100"]).unwrap_err(),
-        "--max-line-bytes: 100 is too small; use at least 128"
+        parse(&["--keepalive", "0", "--keepalive-interval", "0"]).unwrap_err(),
+        "--keepalive-interval: 0s is out of range; use 1s to 10m"
     );
-    assert_eq!(
-        parse(&["--max-clients", "0"]).unwrap_err(),
-        "--max-clients: must be at least 1"
-    );
-    assert_eq!(
-        parse(&["--queue-len", "0"]).unwrap_err(),
-        "--queue-len: must be at least 1"
+}
+
+#[test]
+fn named_checks_say_what_is_wrong() {
+    let e = parse(&["--log-level", "chatd=loud"]).unwrap_err();
+    assert!(
+        e.starts_with("--log-level: invalid filter \"chatd=loud\": "),
+        "{e}"
     );
     assert!(
-        parse(&["--rate=-1"])
-            .unwrap_err()
-            .starts_with("--rate: -1 is not a rate")
+        e.ends_with("; use a level such as info or directives such as chatd=debug"),
+        "{e}"
     );
+    let s = Settings {
+        listen: Vec::new(),
+        ..Settings::default()
+    };
     assert_eq!(
-        parse(&["--rate-burst", "0"]).unwrap_err(),
-        "--rate-burst: must be at least 1"
+        Config::new(s, None).unwrap_err().to_string(),
+        "--listen: needs at least one address"
     );
-    assert_eq!(
-        parse(&["--login-timeout", "0"]).unwrap_err(),
-        "--login-timeout: must be more than 0s"
-    );
-    assert!(parse(&["--rate", "0"]).is_ok());
 }
 
 #[test]
@@ -189,11 +297,15 @@ fn an_admin_socket_needs_a_directory_and_a_short_path() {
             "--admin-socket: cannot be created: {f} is not a directory"
         ))
     );
+    // Too long for a socket whatever the disk holds: refused with the other ranges.
     let long = format!("/tmp/{}/admin.sock", "d".repeat(100));
     assert_eq!(
-        check_paths(&["--admin-socket", &long]),
+        parse(&["--admin-socket", &long]),
         Err(format!(
             "--admin-socket: {long} is 116 bytes long; a Unix socket path has at most 107"
         ))
     );
+    let longest = format!("/tmp/{}/admin.sock", "d".repeat(91));
+    assert_eq!(longest.len(), 107);
+    assert_eq!(check_paths(&["--admin-socket", &longest]), Ok(()));
 }

@@ -86,4 +86,5 @@ impl Rebase for String {}
 impl Rebase for bool {}
 impl Rebase for f64 {}
 impl Rebase for u32 {}
+impl Rebase for u64 {}
 impl Rebase for usize {}
