@@ -1,11 +1,12 @@
-//! A bench connection: connect, log in, and read lines with a reused buffer.
+//! A bench connection: connect, log in, and read what the server sends with a reused buffer.
 //!
 //! Reading uses proto's [`LineDecoder`], which lends complete lines straight out of the read
-//! buffer, so the common case copies nothing. The clock is read once per read, not per line:
+//! buffer, so the common case copies nothing; each line reaches the caller already classified
+//! as an [`Incoming`] of the server's wire. The clock is read once per read, not per line:
 //! lines that arrived together arrived at the same time.
 
-use crate::wire::{self, Incoming};
-use anyhow::{Context, Result, bail};
+use crate::wire::{Incoming, Wire};
+use anyhow::{Context, Result, anyhow, bail};
 use proto::codec::{Frame, LineDecoder};
 use std::net::SocketAddr;
 use std::sync::OnceLock;
@@ -24,9 +25,17 @@ pub fn now_ns() -> u64 {
     EPOCH.get_or_init(Instant::now).elapsed().as_nanos() as u64
 }
 
+/// Where a server listens and what it speaks.
+#[derive(Debug, Clone, Copy)]
+pub struct Endpoint {
+    pub addr: SocketAddr,
+    pub wire: Wire,
+}
+
 /// One connection to the server under test.
 pub struct Conn {
     pub stream: TcpStream,
+    wire: Wire,
     decoder: LineDecoder,
     buf: Vec<u8>,
 }
@@ -34,13 +43,14 @@ pub struct Conn {
 impl Conn {
     /// Connects with `TCP_NODELAY` (as any interactive chat client would) and a read buffer of
     /// `buf_len` bytes.
-    pub async fn connect(addr: SocketAddr, buf_len: usize) -> Result<Conn> {
-        let stream = TcpStream::connect(addr)
+    pub async fn connect(ep: Endpoint, buf_len: usize) -> Result<Conn> {
+        let stream = TcpStream::connect(ep.addr)
             .await
-            .with_context(|| format!("connect to {addr}"))?;
+            .with_context(|| format!("connect to {}", ep.addr))?;
         stream.set_nodelay(true)?;
         Ok(Conn {
             stream,
+            wire: ep.wire,
             decoder: LineDecoder::new(MAX_LINE),
             buf: vec![0; buf_len],
         })
@@ -50,48 +60,45 @@ impl Conn {
     /// server sends events only to logged-in sessions. Lines after it in the same read (join
     /// events) are dropped; the decoder keeps any partial line.
     pub async fn login(&mut self, name: &str) -> Result<()> {
-        let mut line = Vec::with_capacity(64);
-        wire::login(&mut line, name);
-        self.stream.write_all(&line).await?;
-        let mut reply: Option<Result<()>> = None;
-        while reply.is_none() {
-            let n = self.stream.read(&mut self.buf).await?;
+        let mut req = Vec::with_capacity(64);
+        self.wire.login(&mut req, name);
+        self.stream.write_all(&req).await?;
+        let mut answer: Option<Result<()>> = None;
+        while answer.is_none() {
+            let n = self
+                .read_events(|ev, _| {
+                    if answer.is_none() {
+                        answer = Some(match ev {
+                            Incoming::Ok { .. } => Ok(()),
+                            ev => Err(anyhow!("login of {name} refused: {ev:?}")),
+                        });
+                    }
+                })
+                .await?;
             if n == 0 {
                 bail!("server closed the connection during login of {name}");
             }
-            self.decoder.feed(&self.buf[..n], |f| {
-                if reply.is_some() {
-                    return;
-                }
-                reply = Some(match f {
-                    Frame::Line(l) => match wire::classify(l) {
-                        Incoming::Ok { .. } => Ok(()),
-                        _ => Err(anyhow::anyhow!(
-                            "login of {name} refused: {}",
-                            String::from_utf8_lossy(l)
-                        )),
-                    },
-                    Frame::TooLong => Err(anyhow::anyhow!("login reply too long")),
-                });
-            });
         }
-        reply.expect("loop ends with a reply")
+        answer.expect("loop ends with an answer")
     }
 
-    /// Waits for data, then calls `on_line` for each complete line with the arrival time.
-    /// Returns false at end of stream.
-    pub async fn read_lines(&mut self, mut on_line: impl FnMut(&[u8], u64)) -> Result<bool> {
+    /// Waits for data, then calls `on_event` for each complete line, classified, with the
+    /// arrival time. Returns the bytes read: 0 at end of stream.
+    pub async fn read_events(
+        &mut self,
+        mut on_event: impl FnMut(Incoming<'_>, u64),
+    ) -> Result<usize> {
         let n = self.stream.read(&mut self.buf).await?;
         if n == 0 {
-            return Ok(false);
+            return Ok(0);
         }
         let now = now_ns();
-        self.decoder.feed(&self.buf[..n], |f| {
-            if let Frame::Line(l) = f {
-                on_line(l, now)
-            }
+        let wire = self.wire;
+        self.decoder.feed(&self.buf[..n], |f| match f {
+            Frame::Line(l) => on_event(wire.classify_line(l), now),
+            Frame::TooLong => on_event(Incoming::Other, now),
         });
-        Ok(true)
+        Ok(n)
     }
 
     /// Reads and discards whatever the server sends, adding the bytes to `total`, until EOF or

@@ -1,8 +1,9 @@
 //! chatbench: the load generator and benchmark of chatd.
 //!
 //! It speaks only the wire protocol, so it measures any chatd. Each scenario runs against a
-//! relay that chatbench starts itself in a child process (the ceiling, [`relay`]) and then
-//! against the server under test, and prints both plus their ratios. The README's Performance section says how to run it and
+//! relay that chatbench starts itself in a child process (the ceiling: [`relay_raw`], or
+//! [`relay`] with `--relay json`) and then against the server under test, and prints both
+//! plus their ratios. The README's Performance section says how to run it and
 //! what it measured.
 
 mod cli;
@@ -12,6 +13,7 @@ mod idle;
 mod order;
 mod pacer;
 mod relay;
+mod relay_raw;
 mod report;
 mod scenario;
 mod stats;
@@ -21,7 +23,7 @@ mod wire;
 
 use anyhow::{Context, Result};
 use clap::Parser;
-use cli::{Cli, Scenario};
+use cli::{Cli, RelayKind, Scenario};
 use report::Report;
 use std::process::{Command, ExitCode};
 use target::Target;
@@ -39,7 +41,10 @@ fn main() -> ExitCode {
 fn run() -> Result<ExitCode> {
     let cli = Cli::parse();
     if cli.scenario == Scenario::RelayServer {
-        relay::run(cli.listen, cli.queue_len)?;
+        match cli.relay {
+            RelayKind::Raw => relay_raw::run(cli.listen)?,
+            RelayKind::Json => relay::run(cli.listen, cli.queue_len)?,
+        }
         return Ok(ExitCode::SUCCESS);
     }
     client::now_ns(); // start the bench clock
@@ -80,8 +85,9 @@ fn start(cli: &Cli, which: Which) -> Result<Target> {
         Which::Relay => {
             let mut cmd = Command::new(std::env::current_exe().context("find chatbench")?);
             cmd.args(["relay-server", "--listen", "127.0.0.1:0", "--queue-len"])
-                .arg(cli.queue_len.to_string());
-            Target::spawn("relay", cmd)
+                .arg(cli.queue_len.to_string())
+                .args(["--relay", cli.relay.name()]);
+            Ok(Target::spawn("relay", cmd)?.with_wire(cli.relay.wire()))
         }
         Which::Target => match &cli.spawn {
             Some(path) => {
@@ -168,7 +174,7 @@ async fn all(cli: &Cli) -> Result<bool> {
             for &w in &whiches {
                 // A fresh server per run: memory freed by one run must not flatter the next.
                 let t = start(cli, w)?;
-                let r = match s {
+                let mut r = match s {
                     Scenario::Pairs => scenario::pairs(cli, &t).await,
                     Scenario::Fanout => scenario::fanout(cli, &t).await,
                     Scenario::Latency => scenario::latency(cli, &t).await,
@@ -176,6 +182,9 @@ async fn all(cli: &Cli) -> Result<bool> {
                     _ => idle::idle(cli, &t, conns.unwrap_or(0)).await,
                 }
                 .with_context(|| format!("{s:?} against {}", t.name))?;
+                if w == Which::Relay {
+                    r.set("relay", cli.relay.name());
+                }
                 r.print();
                 // The verdict is about the server under test; the relay's own losses (it
                 // drops a copy when a queue is full) are printed, not judged.

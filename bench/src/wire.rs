@@ -9,6 +9,13 @@
 //!
 //! Message bodies are `k=<sender> s=<seq> t=<ns since bench start>` plus optional padding
 //! (`p=xxxx`), so a receiver knows who sent it, its number and when it left, from one line.
+//!
+//! The bench speaks two wires ([`Wire`]): chatd's JSON lines (this file, also the JSON
+//! relay's) and the raw relay's `NAME BODY` lines ([`raw`]). Each turns what the server sends
+//! into the same [`Incoming`], so the senders, receivers and order checks above them are the
+//! same for every server.
+
+pub mod raw;
 
 use memchr::memmem::Finder;
 use std::sync::LazyLock;
@@ -19,6 +26,56 @@ static TYPE_ERROR: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"\"
 static TYPE_BYE: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"\"type\":\"bye\""));
 static DELIVERED: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"\"delivered\":"));
 static CODE: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"\"code\":\""));
+
+/// Which protocol a server speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wire {
+    /// chatd's JSON lines (chatd, and the relay of `--relay json`).
+    Json,
+    /// The raw relay's `NAME BODY` lines, `+` acks ([`raw`]).
+    Raw,
+}
+
+impl Wire {
+    /// Appends what logs `name` in.
+    pub fn login(self, buf: &mut Vec<u8>, name: &str) {
+        match self {
+            Wire::Json => login(buf, name),
+            Wire::Raw => raw::login(buf, name),
+        }
+    }
+
+    /// Appends one chat message to `to` (a name or `*`); see [`msg`].
+    pub fn msg(self, buf: &mut Vec<u8>, to: &str, sender: u32, seq: u64, t_ns: u64, pad: usize) {
+        match self {
+            Wire::Json => msg(buf, to, sender, seq, t_ns, pad),
+            Wire::Raw => raw::msg(buf, to, sender, seq, t_ns, pad),
+        }
+    }
+
+    /// Classifies one line from the server (without its `\n`).
+    pub fn classify_line(self, line: &[u8]) -> Incoming<'_> {
+        match self {
+            Wire::Raw => raw::classify(line),
+            Wire::Json => classify(line),
+        }
+    }
+}
+
+/// Appends a bench body `k=.. s=.. t=..` and its padding (see the module docs).
+pub fn push_body(buf: &mut Vec<u8>, sender: u32, seq: u64, t_ns: u64, pad: usize) {
+    let mut n = itoa::Buffer::new();
+    buf.extend_from_slice(b"k=");
+    buf.extend_from_slice(n.format(sender).as_bytes());
+    buf.extend_from_slice(b" s=");
+    buf.extend_from_slice(n.format(seq).as_bytes());
+    buf.extend_from_slice(b" t=");
+    buf.extend_from_slice(n.format(t_ns).as_bytes());
+    if pad > 0 {
+        buf.extend_from_slice(b" p=");
+        buf.resize(buf.len() + pad, b'x');
+    }
+}
 
 /// Appends a login request.
 pub fn login(buf: &mut Vec<u8>, name: &str) {
@@ -35,21 +92,12 @@ pub const WARM_UP: u64 = 999_999_999_999_999_999;
 /// Appends one chat message to `to` (a name or `*`), numbered `seq` (also its request id),
 /// stamped `t_ns`, with `pad` bytes of padding in the body.
 pub fn msg(buf: &mut Vec<u8>, to: &str, sender: u32, seq: u64, t_ns: u64, pad: usize) {
-    let mut n = itoa::Buffer::new();
     buf.extend_from_slice(b"{\"type\":\"msg\",\"to\":\"");
     buf.extend_from_slice(to.as_bytes());
-    buf.extend_from_slice(b"\",\"body\":\"k=");
-    buf.extend_from_slice(n.format(sender).as_bytes());
-    buf.extend_from_slice(b" s=");
-    buf.extend_from_slice(n.format(seq).as_bytes());
-    buf.extend_from_slice(b" t=");
-    buf.extend_from_slice(n.format(t_ns).as_bytes());
-    if pad > 0 {
-        buf.extend_from_slice(b" p=");
-        buf.resize(buf.len() + pad, b'x');
-    }
+    buf.extend_from_slice(b"\",\"body\":\"");
+    push_body(buf, sender, seq, t_ns, pad);
     buf.extend_from_slice(b"\",\"id\":");
-    buf.extend_from_slice(n.format(seq).as_bytes());
+    buf.extend_from_slice(itoa::Buffer::new().format(seq).as_bytes());
     buf.extend_from_slice(b"}\n");
 }
 
@@ -83,8 +131,9 @@ fn digits(s: &[u8]) -> Option<(u64, &[u8])> {
     Some((n, &s[end..]))
 }
 
-/// Parses a bench body `k=.. s=.. t=..` (the text right after `"body":"`).
-fn body(s: &[u8]) -> Option<(u32, u64, u64)> {
+/// Parses a bench body `k=.. s=.. t=..` (the text right after `"body":"`, or after the raw
+/// wire's sender name).
+pub fn body(s: &[u8]) -> Option<(u32, u64, u64)> {
     let (k, s) = digits(s.strip_prefix(b"k=")?)?;
     let (seq, s) = digits(s.strip_prefix(b" s=")?)?;
     let (t, _) = digits(s.strip_prefix(b" t=")?)?;
