@@ -15,6 +15,7 @@ use crate::pacer;
 use crate::stats::Histogram;
 use crate::target::Target;
 use crate::tasks::{Who, receiver, sender};
+use crate::wire::Role;
 use anyhow::{Context, Result, bail};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -136,7 +137,7 @@ pub async fn run(target: &Target, spec: FlowSpec) -> Result<FlowResult> {
     let mut stalled = Vec::new();
     for i in 0..spec.stalled {
         let mut c = Conn::connect(ep, 64 * 1024).await?;
-        c.login(&format!("stall{run}x{i}")).await?;
+        c.login(&format!("stall{run}x{i}"), Role::Receiver).await?;
         stalled.push(c);
     }
     let paced = spec.rate.is_some();

@@ -11,6 +11,7 @@ use crate::client::Conn;
 use crate::flow::LOGIN_CONCURRENCY;
 use crate::report::Report;
 use crate::target::Target;
+use crate::wire::Role;
 use anyhow::{Result, bail};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -46,7 +47,7 @@ pub async fn idle(cli: &Cli, t: &Target, conns: u32) -> Result<Report> {
             let permit = logins.acquire_owned().await;
             let conn = async {
                 let mut c = Conn::connect(ep, IDLE_BUF).await?;
-                c.login(&name).await?;
+                c.login(&name, Role::Receiver).await?;
                 Ok::<_, anyhow::Error>(c)
             }
             .await;

@@ -2,8 +2,8 @@
 //!
 //! It speaks only the wire protocol, so it measures any chatd. Each scenario runs against a
 //! relay that chatbench starts itself in a child process (the ceiling: [`relay_raw`], or
-//! [`relay`] with `--relay json`) and then against the server under test, and prints both
-//! plus their ratios. The README's Performance section says how to run it and
+//! [`relay`] with `--relay json`), then against the server under test and any `--peer`
+//! ([`peer`]), and prints each plus its ratios to the relay. The README's Performance section says how to run it and
 //! what it measured.
 
 mod cli;
@@ -12,6 +12,7 @@ mod flow;
 mod idle;
 mod order;
 mod pacer;
+mod peer;
 mod relay;
 mod relay_raw;
 mod report;
@@ -73,11 +74,13 @@ fn run() -> Result<ExitCode> {
     })
 }
 
-/// Which servers to measure, in order: the relay first, then the server under test.
+/// Which servers to measure, in order: the relay first, then the server under test, then
+/// the peers (by their index in `--peer`).
 #[derive(Clone, Copy, PartialEq)]
 enum Which {
     Relay,
     Target,
+    Peer(usize),
 }
 
 fn start(cli: &Cli, which: Which) -> Result<Target> {
@@ -89,6 +92,7 @@ fn start(cli: &Cli, which: Which) -> Result<Target> {
                 .args(["--relay", cli.relay.name()]);
             Ok(Target::spawn("relay", cmd)?.with_wire(cli.relay.wire()))
         }
+        Which::Peer(i) => Ok(peer::target(&cli.peer[i], &peer::names(&cli.peer)[i])),
         Which::Target => match &cli.spawn {
             Some(path) => {
                 let socket = spawn_admin_socket();
@@ -138,6 +142,7 @@ async fn all(cli: &Cli) -> Result<bool> {
     if !cli.relay_only {
         whiches.push(Which::Target);
     }
+    whiches.extend((0..cli.peer.len()).map(Which::Peer));
     let scenarios: &[Scenario] = match cli.scenario {
         Scenario::All => &[
             Scenario::Pairs,
@@ -168,10 +173,14 @@ async fn all(cli: &Cli) -> Result<bool> {
         } else {
             scenario::FLOW_RATIOS
         };
-        let mut pairs: Vec<(Report, Report)> = Vec::new();
+        // For each server after the relay, its (relay, server) reports of every round.
+        let mut pairs: Vec<Vec<(Report, Report)>> = Vec::new();
         for conns in rounds {
             let mut reports: Vec<Report> = Vec::new();
             for &w in &whiches {
+                if s == Scenario::Slow && matches!(w, Which::Peer(_)) {
+                    continue;
+                }
                 // A fresh server per run: memory freed by one run must not flatter the next.
                 let t = start(cli, w)?;
                 let mut r = match s {
@@ -196,15 +205,19 @@ async fn all(cli: &Cli) -> Result<bool> {
                 }
                 reports.push(r);
             }
-            if let [_, _] = &reports[..] {
-                let t = reports.pop().expect("two reports");
-                let relay = reports.pop().expect("two reports");
-                report::ratios(&t, &relay, keys);
-                pairs.push((relay, t));
+            if !cli.no_relay && reports.len() > 1 {
+                let relay = reports.remove(0);
+                pairs.resize_with(reports.len(), Vec::new);
+                for (t, runs) in reports.into_iter().zip(&mut pairs) {
+                    report::ratios(&t, &relay, keys);
+                    runs.push((relay.clone(), t));
+                }
             }
         }
-        if pairs.len() > 1 && s != Scenario::Idle {
-            report::medians(&pairs, keys);
+        for runs in &pairs {
+            if runs.len() > 1 && s != Scenario::Idle {
+                report::medians(runs, keys);
+            }
         }
     }
     Ok(clean)

@@ -6,7 +6,7 @@ use crate::client::{Conn, Endpoint, now_ns};
 use crate::flow::{Ready, SenderSpec, Stage};
 use crate::order::{OrderCheck, OrderSummary};
 use crate::stats::Histogram;
-use crate::wire::{self, Incoming};
+use crate::wire::{self, Incoming, Role};
 use anyhow::{Result, bail};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -50,7 +50,7 @@ pub async fn receiver(
     let permit = logins.acquire_owned().await?;
     let conn = async {
         let mut c = Conn::connect(ep, 64 * 1024).await?;
-        c.login(&name).await?;
+        c.login(&name, Role::Receiver).await?;
         Ok::<_, anyhow::Error>(c)
     }
     .await;
@@ -129,7 +129,7 @@ pub async fn sender(
     let permit = logins.acquire_owned().await?;
     let conn = async {
         let mut c = Conn::connect(ep, 64 * 1024).await?;
-        c.login(&name).await?;
+        c.login(&name, Role::Sender).await?;
         let writer = match paced {
             true => Some((k, socket2::SockRef::from(&c.stream).try_clone()?.into())),
             false => None,

@@ -41,7 +41,7 @@ pub fn classify(line: &[u8]) -> Incoming<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::wire::Wire;
+    use crate::wire::{Wire, body_len};
     use proto::codec::{Frame, LineDecoder};
 
     #[test]
@@ -51,6 +51,7 @@ mod tests {
         msg(&mut buf, "r7", 7, 123, 456, 0);
         msg(&mut buf, "*", 0, 5, 9, 4);
         assert_eq!(buf, b"s1\nr7 k=7 s=123 t=456\n* k=0 s=5 t=9 p=xxxx\n");
+        assert_eq!(body_len(0, 5, 9, 4), "k=0 s=5 t=9 p=xxxx".len());
     }
 
     #[test]
