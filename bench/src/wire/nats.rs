@@ -5,9 +5,9 @@
 //!   lines in order, so its `PONG` says the subscriptions are in place.
 //! - A message: `PUB <subject> <size>\r\n<body>\r\n`, the subject being the recipient's name.
 //! - The ack: a sender connects with `"verbose":true`, so the server answers every `PUB` it
-//!   has read and routed with `+OK` (or `-ERR '...'`). That is the bench's "acked" for NATS:
-//!   the server took the message; it says nothing of any subscriber having it, and carries no
-//!   count (`delivered` stays unknown).
+//!   has read with `+OK` (or `-ERR '...'`). That is the bench's "acked" for NATS: the server
+//!   took the message; it says nothing of any subscriber having it, and carries no count
+//!   (`delivered` stays unknown).
 //! - What a receiver gets: `MSG <subject> <sid> [reply-to] <size>\r\n<payload>\r\n`.
 //! - The server's `PING` (every two minutes by default) must be answered with `PONG` or it
 //!   closes the connection: [`crate::client::Conn`] does that on every wire that yields
