@@ -2,6 +2,8 @@
 //! defaults are the targets (P=100 x M=20 000 window 64, R=1000 x M=200, 20 000 msg/s,
 //! C=10 000 idle).
 
+use crate::peer::PeerSpec;
+use crate::wire::Wire;
 use clap::{Parser, ValueEnum};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -20,14 +22,42 @@ pub enum Scenario {
     Slow,
     /// Every scenario above, in that order.
     All,
-    /// Internal: run the reference relay server (the ceiling) in this process.
+    /// Internal: run the relay of `--relay` (the ceiling) in this process.
     RelayServer,
+}
+
+/// The relay every server is compared with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RelayKind {
+    /// The floor: raw `NAME BODY` lines, a `+` per message, unbounded queues, no limits.
+    Raw,
+    /// chatd's JSON lines, bounded queues, `delivered` counts and timestamps: a simple chat
+    /// server, slower than the floor.
+    Json,
+}
+
+impl RelayKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            RelayKind::Raw => "raw",
+            RelayKind::Json => "json",
+        }
+    }
+
+    /// What the relay speaks.
+    pub fn wire(self) -> Wire {
+        match self {
+            RelayKind::Raw => Wire::Raw,
+            RelayKind::Json => Wire::Json,
+        }
+    }
 }
 
 /// chatbench: load generator for chatd. Speaks only the wire protocol; loopback by default.
 ///
-/// Each scenario is run against a relay that chatbench starts itself (the ceiling), then
-/// against the server under test, and the two are printed side by side as ratios.
+/// Each scenario is run against a relay that chatbench starts itself (the floor a relay can
+/// reach), then against the server under test and any `--peer`, and each is printed beside
+/// the relay as ratios.
 #[derive(Debug, Parser)]
 #[command(version, about)]
 pub struct Cli {
@@ -53,7 +83,15 @@ pub struct Cli {
     /// Measure only the relay (to test the bench itself).
     #[arg(long)]
     pub relay_only: bool,
-    /// Per-recipient queue bound given to the spawned chatd and to the relay.
+    /// The relay every ratio is taken to (and that `relay-server` runs).
+    #[arg(long, value_enum, default_value_t = RelayKind::Raw)]
+    pub relay: RelayKind,
+    /// Also measure this server, after chatd, in the same rounds: `nats=HOST:PORT` or
+    /// `redis=HOST:PORT`, with `,pid=PID` if its pid cannot be found by its port (repeatable).
+    /// pairs, fanout, latency and idle only.
+    #[arg(long, value_name = "KIND=HOST:PORT", conflicts_with = "relay_only")]
+    pub peer: Vec<PeerSpec>,
+    /// Per-recipient queue bound given to the spawned chatd and to the JSON relay.
     #[arg(long, default_value_t = 1024)]
     pub queue_len: usize,
     /// Where `relay-server` listens.
@@ -128,11 +166,22 @@ mod tests {
             "--idle-conns",
             "10000,19000",
             "--spawn-arg=--queue-len=9",
+            "--peer",
+            "nats=127.0.0.1:4222",
+            "--peer=redis=127.0.0.1:6379,pid=7",
         ])
         .unwrap();
+        assert_eq!(c.relay, RelayKind::Raw);
+        assert_eq!(c.peer.len(), 2);
+        assert_eq!(c.peer[1].pid, Some(7));
         assert_eq!(c.scenario, Scenario::All);
         assert_eq!(c.idle_conns, vec![10000, 19000]);
         assert_eq!(c.spawn_arg, vec!["--queue-len=9"]);
         assert!(Cli::try_parse_from(["chatbench", "all", "--no-relay", "--relay-only"]).is_err());
+        let json = Cli::try_parse_from(["chatbench", "pairs", "--relay", "json"]).unwrap();
+        assert_eq!(json.relay, RelayKind::Json);
+        assert!(
+            Cli::try_parse_from(["chatbench", "pairs", "--peer", "kafka=127.0.0.1:1"]).is_err()
+        );
     }
 }

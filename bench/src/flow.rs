@@ -15,6 +15,7 @@ use crate::pacer;
 use crate::stats::Histogram;
 use crate::target::Target;
 use crate::tasks::{Who, receiver, sender};
+use crate::wire::Role;
 use anyhow::{Context, Result, bail};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -107,7 +108,7 @@ pub struct FlowResult {
 
 /// Runs `spec` against `target`.
 pub async fn run(target: &Target, spec: FlowSpec) -> Result<FlowResult> {
-    let addr = target.addr;
+    let ep = target.endpoint();
     let run = next_run();
     let deadline = Instant::now() + spec.deadline;
     let logins = Arc::new(Semaphore::new(LOGIN_CONCURRENCY));
@@ -125,7 +126,7 @@ pub async fn run(target: &Target, spec: FlowSpec) -> Result<FlowResult> {
             .collect();
         let (ready, stop, logins) = (ready_tx.clone(), stop_rx.clone(), logins.clone());
         receivers.spawn(receiver(
-            addr,
+            ep,
             format!("r{run}x{i}"),
             checks,
             (ready, settled_tx.clone()),
@@ -135,8 +136,8 @@ pub async fn run(target: &Target, spec: FlowSpec) -> Result<FlowResult> {
     }
     let mut stalled = Vec::new();
     for i in 0..spec.stalled {
-        let mut c = Conn::connect(addr, 64 * 1024).await?;
-        c.login(&format!("stall{run}x{i}")).await?;
+        let mut c = Conn::connect(ep, 64 * 1024).await?;
+        c.login(&format!("stall{run}x{i}"), Role::Receiver).await?;
         stalled.push(c);
     }
     let paced = spec.rate.is_some();
@@ -155,7 +156,7 @@ pub async fn run(target: &Target, spec: FlowSpec) -> Result<FlowResult> {
             to: to[k].clone(),
         };
         let ready = (ready, settled_tx.clone());
-        senders.spawn(sender(addr, who, s, paced, ready, go, logins, deadline));
+        senders.spawn(sender(ep, who, s, paced, ready, go, logins, deadline));
     }
     drop(ready_tx);
     let expected_ready = receivers.len() + senders.len();
@@ -194,7 +195,7 @@ pub async fn run(target: &Target, spec: FlowSpec) -> Result<FlowResult> {
         Some(rate) => {
             let w: Option<Vec<_>> = writers.into_iter().collect();
             let w = w.context("a paced sender gave no write handle")?;
-            Some(pacer::spawn(w, to, per_sender, rate, deadline))
+            Some(pacer::spawn(w, ep.wire, to, per_sender, rate, deadline))
         }
         None => None,
     };

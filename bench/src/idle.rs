@@ -11,6 +11,7 @@ use crate::client::Conn;
 use crate::flow::LOGIN_CONCURRENCY;
 use crate::report::Report;
 use crate::target::Target;
+use crate::wire::Role;
 use anyhow::{Result, bail};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -40,13 +41,13 @@ pub async fn idle(cli: &Cli, t: &Target, conns: u32) -> Result<Report> {
             ready_tx.clone(),
             stop_rx.clone(),
         );
-        let addr = t.addr;
+        let ep = t.endpoint();
         let name = format!("i{run}x{i}");
         tasks.spawn(async move {
             let permit = logins.acquire_owned().await;
             let conn = async {
-                let mut c = Conn::connect(addr, IDLE_BUF).await?;
-                c.login(&name).await?;
+                let mut c = Conn::connect(ep, IDLE_BUF).await?;
+                c.login(&name, Role::Receiver).await?;
                 Ok::<_, anyhow::Error>(c)
             }
             .await;
@@ -62,8 +63,10 @@ pub async fn idle(cli: &Cli, t: &Target, conns: u32) -> Result<Report> {
             let mut closed = false;
             while !closed {
                 tokio::select! {
-                    r = c.read_lines(|l, _| { bytes.fetch_add(l.len() as u64 + 1, Ordering::Relaxed); }) => {
-                        closed = !r.unwrap_or(false);
+                    r = c.read_events(|_, _| {}) => {
+                        let n = r.unwrap_or(0);
+                        bytes.fetch_add(n as u64, Ordering::Relaxed);
+                        closed = n == 0;
                     }
                     _ = stop.changed() => break,
                 }

@@ -1,8 +1,9 @@
 //! chatbench: the load generator and benchmark of chatd.
 //!
 //! It speaks only the wire protocol, so it measures any chatd. Each scenario runs against a
-//! relay that chatbench starts itself in a child process (the ceiling, [`relay`]) and then
-//! against the server under test, and prints both plus their ratios. The README's Performance section says how to run it and
+//! relay that chatbench starts itself in a child process (the ceiling: [`relay_raw`], or
+//! [`relay`] with `--relay json`), then against the server under test and any `--peer`
+//! ([`peer`]), and prints each plus its ratios to the relay. The README's Performance section says how to run it and
 //! what it measured.
 
 mod cli;
@@ -11,7 +12,9 @@ mod flow;
 mod idle;
 mod order;
 mod pacer;
+mod peer;
 mod relay;
+mod relay_raw;
 mod report;
 mod scenario;
 mod stats;
@@ -21,7 +24,7 @@ mod wire;
 
 use anyhow::{Context, Result};
 use clap::Parser;
-use cli::{Cli, Scenario};
+use cli::{Cli, RelayKind, Scenario};
 use report::Report;
 use std::process::{Command, ExitCode};
 use target::Target;
@@ -39,7 +42,10 @@ fn main() -> ExitCode {
 fn run() -> Result<ExitCode> {
     let cli = Cli::parse();
     if cli.scenario == Scenario::RelayServer {
-        relay::run(cli.listen, cli.queue_len)?;
+        match cli.relay {
+            RelayKind::Raw => relay_raw::run(cli.listen)?,
+            RelayKind::Json => relay::run(cli.listen, cli.queue_len)?,
+        }
         return Ok(ExitCode::SUCCESS);
     }
     client::now_ns(); // start the bench clock
@@ -68,11 +74,13 @@ fn run() -> Result<ExitCode> {
     })
 }
 
-/// Which servers to measure, in order: the relay first, then the server under test.
+/// Which servers to measure, in order: the relay first, then the server under test, then
+/// the peers (by their index in `--peer`).
 #[derive(Clone, Copy, PartialEq)]
 enum Which {
     Relay,
     Target,
+    Peer(usize),
 }
 
 fn start(cli: &Cli, which: Which) -> Result<Target> {
@@ -80,9 +88,11 @@ fn start(cli: &Cli, which: Which) -> Result<Target> {
         Which::Relay => {
             let mut cmd = Command::new(std::env::current_exe().context("find chatbench")?);
             cmd.args(["relay-server", "--listen", "127.0.0.1:0", "--queue-len"])
-                .arg(cli.queue_len.to_string());
-            Target::spawn("relay", cmd)
+                .arg(cli.queue_len.to_string())
+                .args(["--relay", cli.relay.name()]);
+            Ok(Target::spawn("relay", cmd)?.with_wire(cli.relay.wire()))
         }
+        Which::Peer(i) => Ok(peer::target(&cli.peer[i], &peer::names(&cli.peer)[i])),
         Which::Target => match &cli.spawn {
             Some(path) => {
                 let socket = spawn_admin_socket();
@@ -132,6 +142,7 @@ async fn all(cli: &Cli) -> Result<bool> {
     if !cli.relay_only {
         whiches.push(Which::Target);
     }
+    whiches.extend((0..cli.peer.len()).map(Which::Peer));
     let scenarios: &[Scenario] = match cli.scenario {
         Scenario::All => &[
             Scenario::Pairs,
@@ -162,13 +173,17 @@ async fn all(cli: &Cli) -> Result<bool> {
         } else {
             scenario::FLOW_RATIOS
         };
-        let mut pairs: Vec<(Report, Report)> = Vec::new();
+        // For each server after the relay, its (relay, server) reports of every round.
+        let mut pairs: Vec<Vec<(Report, Report)>> = Vec::new();
         for conns in rounds {
             let mut reports: Vec<Report> = Vec::new();
             for &w in &whiches {
+                if s == Scenario::Slow && matches!(w, Which::Peer(_)) {
+                    continue;
+                }
                 // A fresh server per run: memory freed by one run must not flatter the next.
                 let t = start(cli, w)?;
-                let r = match s {
+                let mut r = match s {
                     Scenario::Pairs => scenario::pairs(cli, &t).await,
                     Scenario::Fanout => scenario::fanout(cli, &t).await,
                     Scenario::Latency => scenario::latency(cli, &t).await,
@@ -176,6 +191,9 @@ async fn all(cli: &Cli) -> Result<bool> {
                     _ => idle::idle(cli, &t, conns.unwrap_or(0)).await,
                 }
                 .with_context(|| format!("{s:?} against {}", t.name))?;
+                if w == Which::Relay {
+                    r.set("relay", cli.relay.name());
+                }
                 r.print();
                 // The verdict is about the server under test; the relay's own losses (it
                 // drops a copy when a queue is full) are printed, not judged.
@@ -187,15 +205,19 @@ async fn all(cli: &Cli) -> Result<bool> {
                 }
                 reports.push(r);
             }
-            if let [_, _] = &reports[..] {
-                let t = reports.pop().expect("two reports");
-                let relay = reports.pop().expect("two reports");
-                report::ratios(&t, &relay, keys);
-                pairs.push((relay, t));
+            if !cli.no_relay && reports.len() > 1 {
+                let relay = reports.remove(0);
+                pairs.resize_with(reports.len(), Vec::new);
+                for (t, runs) in reports.into_iter().zip(&mut pairs) {
+                    report::ratios(&t, &relay, keys);
+                    runs.push((relay.clone(), t));
+                }
             }
         }
-        if pairs.len() > 1 && s != Scenario::Idle {
-            report::medians(&pairs, keys);
+        for runs in &pairs {
+            if runs.len() > 1 && s != Scenario::Idle {
+                report::medians(runs, keys);
+            }
         }
     }
     Ok(clean)

@@ -9,7 +9,7 @@
 //! duplicate of each sender's socket; the async side keeps reading the replies.
 
 use crate::client::now_ns;
-use crate::wire;
+use crate::wire::Wire;
 use std::io::{ErrorKind, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
@@ -23,10 +23,11 @@ pub struct PacerStats {
     pub stalls: u64,
 }
 
-/// Starts the pacer: `streams[k]` sends `per_sender` messages to `to[k]`, all together at
+/// Starts the pacer: `streams[k]` sends `per_sender` messages to `to[k]` on `wire`, all together at
 /// `rate` messages per second, until done or `deadline`.
 pub fn spawn(
     mut streams: Vec<TcpStream>,
+    wire: Wire,
     to: Vec<String>,
     per_sender: u64,
     rate: f64,
@@ -52,7 +53,7 @@ pub fn spawn(
             }
             let k = (g % p) as usize;
             line.clear();
-            wire::msg(&mut line, &to[k], k as u32, g / p, now_ns(), 0);
+            wire.msg(&mut line, &to[k], k as u32, g / p, now_ns(), 0);
             // The descriptor is non-blocking (it shares tokio's file description).
             let mut rest = &line[..];
             while !rest.is_empty() {

@@ -6,6 +6,7 @@ use crate::flow::FlowResult;
 use std::fmt::Write;
 
 /// The figures of one scenario against one server.
+#[derive(Clone)]
 pub struct Report {
     pub scenario: &'static str,
     pub target: String,

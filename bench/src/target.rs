@@ -1,12 +1,14 @@
 //! The server under test: where it listens, which process it is, and what it costs.
 //!
-//! A server is either given (`--server`, optionally `--server-pid`) or spawned by the bench
-//! (`--spawn PATH` for chatd, or the bench's own `relay-server` subcommand). A spawned server
+//! A server is either given (`--server`, optionally `--server-pid`; a `--peer`) or spawned by
+//! the bench (`--spawn PATH` for chatd, or the bench's own `relay-server` subcommand). A spawned server
 //! listens on `127.0.0.1:0` and reports `listening on ADDR` on stderr; the bench reads that
 //! line rather than guessing a free port. Costs come from `/proc` (CPU time of every thread,
 //! memory from `VmRSS` in `/proc/PID/status`), so chatd and the relay are measured the same
 //! way, from outside.
 
+use crate::client::Endpoint;
+use crate::wire::Wire;
 use anyhow::{Context, Result, bail};
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
@@ -20,6 +22,8 @@ pub struct Target {
     pub name: String,
     pub addr: SocketAddr,
     pub pid: Option<u32>,
+    /// What it speaks.
+    pub wire: Wire,
     child: Option<Child>,
     /// Files a killed server cannot remove itself (its admin socket).
     leftovers: Vec<std::path::PathBuf>,
@@ -44,12 +48,27 @@ impl Target {
         self
     }
 
+    /// Sets what the server speaks (chatd's JSON lines unless told).
+    pub fn with_wire(mut self, wire: Wire) -> Target {
+        self.wire = wire;
+        self
+    }
+
+    /// Where it listens and what it speaks, for the bench's connections.
+    pub fn endpoint(&self) -> Endpoint {
+        Endpoint {
+            addr: self.addr,
+            wire: self.wire,
+        }
+    }
+
     /// A server someone else runs.
     pub fn external(addr: SocketAddr, pid: Option<u32>) -> Target {
         Target {
             name: "target".into(),
             addr,
             pid,
+            wire: Wire::Json,
             child: None,
             leftovers: Vec::new(),
         }
@@ -105,6 +124,7 @@ impl Target {
                         name: name.into(),
                         addr,
                         pid: Some(child.id()),
+                        wire: Wire::Json,
                         child: Some(child),
                         leftovers: Vec::new(),
                     });

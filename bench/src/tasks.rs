@@ -2,14 +2,13 @@
 //! latency) and a sender (log in, wait for the start, keep `window` requests in flight, count
 //! the replies). See [`crate::flow`] for how a run puts them together.
 
-use crate::client::{Conn, now_ns};
+use crate::client::{Conn, Endpoint, now_ns};
 use crate::flow::{Ready, SenderSpec, Stage};
 use crate::order::{OrderCheck, OrderSummary};
 use crate::stats::Histogram;
-use crate::wire::{self, Incoming};
+use crate::wire::{self, Incoming, Role};
 use anyhow::{Result, bail};
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 use tokio::io::AsyncWriteExt;
@@ -41,7 +40,7 @@ pub struct RecvStats {
 
 /// Everything measured in one flow run.
 pub async fn receiver(
-    addr: SocketAddr,
+    ep: Endpoint,
     name: String,
     mut checks: Vec<(u32, OrderCheck)>,
     (ready, settled): (mpsc::Sender<Ready>, mpsc::UnboundedSender<()>),
@@ -50,8 +49,8 @@ pub async fn receiver(
 ) -> Result<RecvStats> {
     let permit = logins.acquire_owned().await?;
     let conn = async {
-        let mut c = Conn::connect(addr, 64 * 1024).await?;
-        c.login(&name).await?;
+        let mut c = Conn::connect(ep, 64 * 1024).await?;
+        c.login(&name, Role::Receiver).await?;
         Ok::<_, anyhow::Error>(c)
     }
     .await;
@@ -73,8 +72,8 @@ pub async fn receiver(
     }
     while !complete {
         tokio::select! {
-            r = conn.read_lines(|line, now| {
-                match wire::classify(line) {
+            r = conn.read_events(|ev, now| {
+                match ev {
                     Incoming::Msg { sender, seq: wire::WARM_UP, .. } => {
                         let was_warming = !warming.is_empty();
                         warming.retain(|k| *k != sender);
@@ -94,7 +93,7 @@ pub async fn receiver(
                     _ => {}
                 }
             }) => {
-                if !r.unwrap_or(false) {
+                if r.unwrap_or(0) == 0 {
                     break;
                 }
                 complete = checks.iter().all(|(_, c)| c.complete());
@@ -118,7 +117,7 @@ pub struct Who {
 
 #[allow(clippy::too_many_arguments)]
 pub async fn sender(
-    addr: SocketAddr,
+    ep: Endpoint,
     Who { k, name, to }: Who,
     spec: SenderSpec,
     paced: bool,
@@ -129,8 +128,8 @@ pub async fn sender(
 ) -> Result<SendStats> {
     let permit = logins.acquire_owned().await?;
     let conn = async {
-        let mut c = Conn::connect(addr, 64 * 1024).await?;
-        c.login(&name).await?;
+        let mut c = Conn::connect(ep, 64 * 1024).await?;
+        c.login(&name, Role::Sender).await?;
         let writer = match paced {
             true => Some((k, socket2::SockRef::from(&c.stream).try_clone()?.into())),
             false => None,
@@ -153,17 +152,14 @@ pub async fn sender(
         go.changed().await?;
     }
     let mut out = Vec::with_capacity(64 * 1024);
-    wire::msg(&mut out, &to, k, wire::WARM_UP, now_ns(), 0);
+    ep.wire.msg(&mut out, &to, k, wire::WARM_UP, now_ns(), 0);
     conn.stream.write_all(&out).await?;
     let mut replied = false;
     while !replied {
-        let r = conn.read_lines(|line, _| {
-            replied |= matches!(
-                wire::classify(line),
-                Incoming::Ok { .. } | Incoming::Error { .. }
-            );
+        let r = conn.read_events(|ev, _| {
+            replied |= matches!(ev, Incoming::Ok { .. } | Incoming::Error { .. });
         });
-        if !r.await? {
+        if r.await? == 0 {
             bail!("server closed sender {name} before answering its warm-up message");
         }
     }
@@ -185,13 +181,13 @@ pub async fn sender(
             out.clear();
             let now = now_ns();
             for seq in sent..sent + allowed {
-                wire::msg(&mut out, &to, k, seq, now, spec.pad);
+                ep.wire.msg(&mut out, &to, k, seq, now, spec.pad);
             }
             conn.stream.write_all(&out).await?;
             sent += allowed;
         }
         tokio::select! {
-            r = conn.read_lines(|line, now| match wire::classify(line) {
+            r = conn.read_events(|ev, now| match ev {
                 Incoming::Ok { delivered } => {
                     st.acked += 1;
                     st.delivered += delivered.unwrap_or(0);
@@ -199,12 +195,13 @@ pub async fn sender(
                 }
                 Incoming::Error { code } => {
                     st.acked += 1;
-                    *st.errors.entry(code.to_string()).or_default() += 1;
+                    // Codes go into `key=value` lines: NATS's have spaces.
+                    *st.errors.entry(code.replace(' ', "_")).or_default() += 1;
                     st.last_reply = now;
                 }
                 _ => {}
             }) => {
-                if !r? {
+                if r? == 0 {
                     bail!("server closed sender {name} after {} replies", st.acked);
                 }
             }

@@ -9,6 +9,16 @@
 //!
 //! Message bodies are `k=<sender> s=<seq> t=<ns since bench start>` plus optional padding
 //! (`p=xxxx`), so a receiver knows who sent it, its number and when it left, from one line.
+//!
+//! The bench speaks four wires ([`Wire`]): chatd's JSON lines (this file, also the JSON
+//! relay's), the raw relay's `NAME BODY` lines ([`raw`]), core NATS ([`nats`]) and Redis
+//! pub/sub over RESP ([`resp`]). Each turns what the server sends into the same [`Incoming`],
+//! so the senders, receivers and order checks above them are the same for every server.
+
+pub mod frames;
+pub mod nats;
+pub mod raw;
+pub mod resp;
 
 use memchr::memmem::Finder;
 use std::sync::LazyLock;
@@ -19,6 +29,114 @@ static TYPE_ERROR: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"\"
 static TYPE_BYE: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"\"type\":\"bye\""));
 static DELIVERED: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"\"delivered\":"));
 static CODE: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"\"code\":\""));
+
+/// Which protocol a server speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wire {
+    /// chatd's JSON lines (chatd, and the relay of `--relay json`).
+    Json,
+    /// The raw relay's `NAME BODY` lines, `+` acks ([`raw`]).
+    Raw,
+    /// Core NATS: `PUB`/`SUB`, one subject per receiver ([`nats`]).
+    Nats,
+    /// Redis pub/sub over RESP: `PUBLISH`/`SUBSCRIBE` ([`resp`]).
+    Redis,
+}
+
+/// What a connection does once logged in. chatd and the relays do not care (every session
+/// both sends and receives); for NATS and Redis only a receiver subscribes (a Redis connection
+/// that subscribed can no longer `PUBLISH`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Receiver,
+    Sender,
+}
+
+/// The NATS subject and Redis channel standing for `*` (every receiver): one per chatbench
+/// process, so two benches against one server do not hear each other's broadcasts.
+pub fn everyone() -> &'static str {
+    static EVERYONE: LazyLock<String> =
+        LazyLock::new(|| format!("chatbench.{}.all", std::process::id()));
+    &EVERYONE
+}
+
+impl Wire {
+    /// Whether the frames of this wire are lines ([`Wire::classify_line`]) or need the
+    /// length-aware parser of [`frames`] ([`Wire::parser`]).
+    pub fn is_lines(self) -> bool {
+        matches!(self, Wire::Json | Wire::Raw)
+    }
+
+    /// Appends what logs `name` in (or connects and subscribes it). The login is over once
+    /// [`Wire::login_done`] says so.
+    pub fn login(self, buf: &mut Vec<u8>, name: &str, role: Role) {
+        match self {
+            Wire::Json => login(buf, name),
+            Wire::Raw => raw::login(buf, name),
+            Wire::Nats => nats::login(buf, name, role),
+            Wire::Redis => resp::login(buf, name, role),
+        }
+    }
+
+    /// The answer to a login: `Some(true)` accepted, `Some(false)` refused, `None` not yet.
+    /// chatd and the relays answer the login first of all; NATS and Redis say `PONG` to the
+    /// `PING` sent after the subscriptions, which they answer in order.
+    pub fn login_done(self, ev: &Incoming<'_>) -> Option<bool> {
+        match (self.is_lines(), ev) {
+            (true, Incoming::Ok { .. }) | (false, Incoming::Pong) => Some(true),
+            (true, _) | (false, Incoming::Error { .. }) => Some(false),
+            (false, _) => None,
+        }
+    }
+
+    /// Appends one chat message to `to` (a name or `*`); see [`msg`].
+    pub fn msg(self, buf: &mut Vec<u8>, to: &str, sender: u32, seq: u64, t_ns: u64, pad: usize) {
+        match self {
+            Wire::Json => msg(buf, to, sender, seq, t_ns, pad),
+            Wire::Raw => raw::msg(buf, to, sender, seq, t_ns, pad),
+            Wire::Nats => nats::msg(buf, to, sender, seq, t_ns, pad),
+            Wire::Redis => resp::msg(buf, to, sender, seq, t_ns, pad),
+        }
+    }
+
+    /// Classifies one line of a line wire.
+    pub fn classify_line(self, line: &[u8]) -> Incoming<'_> {
+        match self {
+            Wire::Raw => raw::classify(line),
+            _ => classify(line),
+        }
+    }
+
+    /// The frame parser of a framed wire (NATS or Redis).
+    pub fn parser(self) -> fn(&[u8]) -> frames::Parsed<'_> {
+        match self {
+            Wire::Redis => resp::parse,
+            _ => nats::parse,
+        }
+    }
+}
+
+/// Appends a bench body `k=.. s=.. t=..` and its padding (see the module docs).
+pub fn push_body(buf: &mut Vec<u8>, sender: u32, seq: u64, t_ns: u64, pad: usize) {
+    let mut n = itoa::Buffer::new();
+    buf.extend_from_slice(b"k=");
+    buf.extend_from_slice(n.format(sender).as_bytes());
+    buf.extend_from_slice(b" s=");
+    buf.extend_from_slice(n.format(seq).as_bytes());
+    buf.extend_from_slice(b" t=");
+    buf.extend_from_slice(n.format(t_ns).as_bytes());
+    if pad > 0 {
+        buf.extend_from_slice(b" p=");
+        buf.resize(buf.len() + pad, b'x');
+    }
+}
+
+/// The length of what [`push_body`] appends, for wires that announce it first.
+pub fn body_len(sender: u32, seq: u64, t_ns: u64, pad: usize) -> usize {
+    let width = |v: u64| v.checked_ilog10().map_or(1, |l| l as usize + 1);
+    let padding = if pad > 0 { 3 + pad } else { 0 };
+    2 + width(u64::from(sender)) + 3 + width(seq) + 3 + width(t_ns) + padding
+}
 
 /// Appends a login request.
 pub fn login(buf: &mut Vec<u8>, name: &str) {
@@ -35,21 +153,12 @@ pub const WARM_UP: u64 = 999_999_999_999_999_999;
 /// Appends one chat message to `to` (a name or `*`), numbered `seq` (also its request id),
 /// stamped `t_ns`, with `pad` bytes of padding in the body.
 pub fn msg(buf: &mut Vec<u8>, to: &str, sender: u32, seq: u64, t_ns: u64, pad: usize) {
-    let mut n = itoa::Buffer::new();
     buf.extend_from_slice(b"{\"type\":\"msg\",\"to\":\"");
     buf.extend_from_slice(to.as_bytes());
-    buf.extend_from_slice(b"\",\"body\":\"k=");
-    buf.extend_from_slice(n.format(sender).as_bytes());
-    buf.extend_from_slice(b" s=");
-    buf.extend_from_slice(n.format(seq).as_bytes());
-    buf.extend_from_slice(b" t=");
-    buf.extend_from_slice(n.format(t_ns).as_bytes());
-    if pad > 0 {
-        buf.extend_from_slice(b" p=");
-        buf.resize(buf.len() + pad, b'x');
-    }
+    buf.extend_from_slice(b"\",\"body\":\"");
+    push_body(buf, sender, seq, t_ns, pad);
     buf.extend_from_slice(b"\",\"id\":");
-    buf.extend_from_slice(n.format(seq).as_bytes());
+    buf.extend_from_slice(itoa::Buffer::new().format(seq).as_bytes());
     buf.extend_from_slice(b"}\n");
 }
 
@@ -64,12 +173,17 @@ pub enum Incoming<'a> {
     Error { code: &'a str },
     /// The server is closing this connection.
     Bye,
+    /// The server asks whether the client is alive (NATS `PING`): the connection answers it.
+    Ping,
+    /// The answer to the client's own `PING` (NATS, Redis): everything sent before it was
+    /// processed.
+    Pong,
     /// Anything else (`join`, `leave`, `notice`, a foreign body).
     Other,
 }
 
 /// Reads a run of ASCII digits at the start of `s`; returns the number and the rest.
-fn digits(s: &[u8]) -> Option<(u64, &[u8])> {
+pub fn digits(s: &[u8]) -> Option<(u64, &[u8])> {
     let end = s
         .iter()
         .position(|b| !b.is_ascii_digit())
@@ -83,8 +197,9 @@ fn digits(s: &[u8]) -> Option<(u64, &[u8])> {
     Some((n, &s[end..]))
 }
 
-/// Parses a bench body `k=.. s=.. t=..` (the text right after `"body":"`).
-fn body(s: &[u8]) -> Option<(u32, u64, u64)> {
+/// Parses a bench body `k=.. s=.. t=..` (the text right after `"body":"`, or the whole payload
+/// of the other wires).
+pub fn body(s: &[u8]) -> Option<(u32, u64, u64)> {
     let (k, s) = digits(s.strip_prefix(b"k=")?)?;
     let (seq, s) = digits(s.strip_prefix(b" s=")?)?;
     let (t, _) = digits(s.strip_prefix(b" t=")?)?;
