@@ -12,7 +12,7 @@
 use crate::config::Config;
 use crate::connection::{Connection, OUT_HIGH_WATER, Read};
 use crate::directory::Route;
-use crate::mailbox::{CloseRequest, Taken};
+use crate::mailbox::{Bounds, CloseRequest, Taken};
 use crate::rate::TokenBucket;
 use crate::server::{ConnGuard, Server};
 use crate::stats::Stats;
@@ -54,11 +54,15 @@ where
 {
     // What a connection takes from the config in force when it opens (a reload applies to
     // the ones opened after it).
-    let (max_line, rate, queue_len) = {
+    let (max_line, rate, queue) = {
         let config = server.config.load();
-        (config.max_line_bytes, bucket(&config), config.queue_len)
+        let queue = Bounds {
+            lines: config.queue_len,
+            bytes: config.settings.queue_bytes,
+        };
+        (config.max_line_bytes, bucket(&config), queue)
     };
-    let guard = ConnGuard::open(server, peer, queue_len);
+    let guard = ConnGuard::open(server, peer, queue);
     info!(%peer, "connected");
     guard.server.events.connect(peer);
     let mut session = Session {
