@@ -69,6 +69,7 @@ impl Conn {
             return None;
         }
         let age = self.connected_instant.elapsed().as_millis() as u64;
+        let ((lines, bytes), bounds) = (self.mailbox.queued(), self.mailbox.bounds());
         let active = self.last_active_ms.load(Ordering::Relaxed);
         Some(Session {
             user: name.to_string(),
@@ -81,8 +82,10 @@ impl Conn {
             idle_ms: age.saturating_sub(active),
             sent: self.sent.load(Ordering::Relaxed),
             received: self.received.load(Ordering::Relaxed),
-            queue: self.mailbox.depth() as u64,
-            queue_max: self.mailbox.bounds().lines as u64,
+            queue: lines as u64,
+            queue_max: bounds.lines as u64,
+            queue_bytes: bytes as u64,
+            queue_bytes_max: bounds.bytes as u64,
         })
     }
 }

@@ -175,6 +175,18 @@ async fn private_messages_to_receivers_that_never_read_pin_at_most_their_queue_b
         grown < 10 * 1024,
         "chatd grew by {grown} KiB for 3 receivers that never read"
     );
+    let users = d.chatctl(&["users", "--json"]);
+    assert_eq!(users.code, 0, "{}", users.stderr);
+    let users: Value = serde_json::from_str(&users.stdout).unwrap();
+    for u in users.as_array().unwrap() {
+        let (bytes, max) = (&u["queue_bytes"], &u["queue_bytes_max"]);
+        assert_eq!(*max, 1 << 20, "{u}");
+        assert!(bytes.as_u64().unwrap() <= 1 << 20, "{u}");
+        if u["user"].as_str().unwrap().starts_with("stalled") {
+            // Full by bytes, give or take a line or two.
+            assert!(bytes.as_u64().unwrap() > (1 << 20) - 128 * 1024, "{u}");
+        }
+    }
     // Measured at 40 to 90 ms for this debug build on two cores, which the test's own
     // senders share: chatd parses 32 MB of requests meanwhile. A stall is seconds.
     assert!(
@@ -213,6 +225,13 @@ async fn a_broadcast_skips_a_queue_full_by_bytes_and_does_not_count_it() {
         "the stalled queue was never full: {counts:?}"
     );
     assert!(counts.iter().all(|c| *c == Some(2)), "{counts:?}");
+    let users = d.chatctl(&["users", "--json"]);
+    let users: Value = serde_json::from_str(&users.stdout).unwrap();
+    let stalled = &users.as_array().unwrap()[2];
+    assert_eq!(stalled["user"], "stalled");
+    assert_eq!(stalled["queue_bytes_max"], 200_000);
+    let held = stalled["queue_bytes"].as_u64().unwrap();
+    assert!(held <= 200_000 && held > 200_000 - 61_000, "{stalled}");
 }
 
 /// A private message to a queue full by bytes is `recipient_busy`; nothing of it is queued,
