@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::Sleep;
-use tracing::{debug, info};
+use tracing::{debug, info, warn};
 
 mod phase;
 mod requests;
@@ -259,7 +259,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                 Wake::Read(Err(e)) | Wake::Wrote(Err(e)) => self.core.fail(&e),
                 Wake::Deadline => {
                     timer = None;
-                    self.core.on_deadline(Instant::now());
+                    let unsent = self.conn.out().len();
+                    self.core.on_deadline(Instant::now(), unsent);
                 }
             }
         }
@@ -361,11 +362,15 @@ impl Core {
         }
     }
 
-    fn on_deadline(&mut self, now: Instant) {
+    /// `unsent` is what the output buffer holds, dropped if the drain deadline has passed.
+    fn on_deadline(&mut self, now: Instant, unsent: usize) {
         match &self.phase {
             Phase::Closing(c) => {
                 if now >= c.deadline {
-                    debug!(peer = %self.guard.conn.peer, "drain deadline passed; closing without flushing");
+                    let (lines, bytes) = self.guard.conn.mailbox.queued();
+                    let (peer, user) = (self.guard.conn.peer, self.user());
+                    warn!(%peer, %user, queued_lines = lines, queued_bytes = bytes, output_bytes = unsent,
+                        "drain timeout passed; closing without flushing, what the client did not read is dropped");
                     self.phase = Phase::Gone {
                         reason: c.close.leave(),
                     };

@@ -1,5 +1,6 @@
 //! Receivers that never read must not make chatd hold more than their queues' bounds: each
-//! queue is bounded in bytes (`--queue-bytes`) as well as in lines.
+//! queue is bounded in bytes (`--queue-bytes`) as well as in lines, and what a closing
+//! session could not deliver by its drain deadline is counted in the log.
 //!
 //! The memory test runs the real binary, so that the resident size measured is chatd's alone,
 //! with the allocator its `main.rs` installs (as `service_memory.rs` does).
@@ -254,4 +255,63 @@ async fn a_private_message_to_a_queue_full_by_bytes_is_recipient_busy() {
     let mut errors = Vec::new();
     let answers = send_all(&mut sender, &[big_msg("slow", taken)], &mut errors).await;
     assert_eq!(answers, [Some(1)]);
+}
+
+/// A session cut short by its drain deadline says in the log what it dropped: a receiver that
+/// never reads, then a shutdown with a drain timeout of 200 ms.
+#[tokio::test]
+async fn a_drain_cut_short_by_its_timeout_logs_what_it_dropped() {
+    let mut d = Server::start(&["--rate", "0", "--drain-timeout", "200ms"]);
+    let _stalled = never_reading(d.addr(), "stalled").await;
+    let mut sender = Client::login(d.addr(), "sender").await;
+    fill(&mut sender, "stalled").await;
+    d.begin_stop();
+    let line = d.wait_log("drain timeout passed");
+    assert!(line.contains(" WARN "), "{line}");
+    assert!(line.contains("user=stalled"), "{line}");
+    assert!(line.contains("peer=127.0.0.1:"), "{line}");
+    let field = |key: &str| -> u64 {
+        let at = line
+            .find(&format!(" {key}="))
+            .unwrap_or_else(|| panic!("{key} in {line}"));
+        let rest = &line[at + key.len() + 2..];
+        let end = rest
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        rest[..end].parse().unwrap()
+    };
+    // The queue was full (1 MiB, by bytes) and the output buffer at its mark (64 KiB).
+    assert!(field("queued_lines") > 0, "{line}");
+    assert!(field("queued_bytes") > (1 << 20) - 61_000, "{line}");
+    assert!(field("output_bytes") >= 64 * 1024, "{line}");
+    d.stop();
+    let warned = d
+        .log()
+        .iter()
+        .filter(|l| l.contains("drain timeout passed"))
+        .count();
+    assert_eq!(warned, 1, "only for the session that did not read");
+}
+
+/// The same for a kick: the close request reaches the full queue, and what the client does
+/// not read by the deadline is dropped and counted.
+#[tokio::test]
+async fn a_kicked_client_that_never_reads_is_cut_at_the_drain_timeout_and_logged() {
+    let d = Server::start(&["--rate", "0", "--drain-timeout", "200ms"]);
+    let _stalled = never_reading(d.addr(), "stalled").await;
+    let mut sender = Client::login(d.addr(), "sender").await;
+    fill(&mut sender, "stalled").await;
+    assert_eq!(d.chatctl(&["kick", "stalled"]).code, 0);
+    let began = Instant::now();
+    let line = d.wait_log("drain timeout passed");
+    assert!(
+        began.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        began.elapsed()
+    );
+    assert!(
+        line.contains(" WARN ") && line.contains("user=stalled"),
+        "{line}"
+    );
+    assert!(d.wait_log("disconnected").contains("reason=kicked"));
 }
