@@ -6,8 +6,9 @@
 //! `error`), and may also be paced at a fixed rate. Each message carries its sender, number
 //! and send time; each receiver records latency and runs an [`OrderCheck`] per sender.
 //! The run ends when every receiver has everything, or at the deadline, or a short grace after
-//! the last reply if messages were lost; whatever was missing by then is reported as missing.
-//! The clients themselves are in [`crate::tasks`].
+//! the last reply if some never came; what was missing by then is judged against the replies'
+//! `delivered` counts by [`crate::verdict`] (a copy the server skipped for a full queue was
+//! never promised). The clients themselves are in [`crate::tasks`].
 
 use crate::client::{Conn, now_ns};
 use crate::order::{OrderCheck, OrderSummary};
@@ -15,6 +16,7 @@ use crate::pacer;
 use crate::stats::Histogram;
 use crate::target::Target;
 use crate::tasks::{Who, receiver, sender};
+use crate::verdict::{self, Copies};
 use crate::wire::Role;
 use anyhow::{Context, Result, bail};
 use std::collections::BTreeMap;
@@ -84,6 +86,8 @@ pub struct FlowSpec {
 pub struct FlowResult {
     pub hist: Histogram,
     pub order: OrderSummary,
+    /// The copies judged against the `delivered` counts.
+    pub copies: Copies,
     pub sent_acked: u64,
     pub delivered: u64,
     pub errors: BTreeMap<String, u64>,
@@ -118,6 +122,18 @@ pub async fn run(target: &Target, spec: FlowSpec) -> Result<FlowResult> {
     let (ready_tx, mut ready_rx) = mpsc::channel::<Ready>(1024);
 
     let msgs_of: Vec<u64> = spec.senders.iter().map(|s| s.msgs).collect();
+    // Stalled receivers hear every broadcast, no private message.
+    let stalled_of: Vec<u64> = spec
+        .senders
+        .iter()
+        .map(|s| {
+            if s.to.is_none() {
+                spec.stalled as u64
+            } else {
+                0
+            }
+        })
+        .collect();
     let mut receivers = JoinSet::new();
     for (i, from) in spec.receivers.into_iter().enumerate() {
         let checks = from
@@ -205,9 +221,11 @@ pub async fn run(target: &Target, spec: FlowSpec) -> Result<FlowResult> {
     let mut held = Vec::new();
     let mut first_send = u64::MAX;
     let mut last_reply = 0;
+    let mut replies: Vec<Vec<verdict::Delivered>> = vec![Vec::new(); msgs_of.len()];
     while let Some(r) = senders.join_next().await {
         let mut s = r.context("sender task")??;
         held.extend(s.held.take());
+        replies[s.k as usize] = std::mem::take(&mut s.per_seq);
         out.sent_acked += s.acked;
         out.delivered += s.delivered;
         for (code, n) in s.errors {
@@ -228,6 +246,7 @@ pub async fn run(target: &Target, spec: FlowSpec) -> Result<FlowResult> {
     let grace_end = (Instant::now() + GRACE).min(deadline);
     let mut last_recv = 0;
     let mut pending = Some(stop_tx);
+    let mut heard: Vec<Vec<OrderCheck>> = vec![Vec::new(); msgs_of.len()];
     loop {
         let next = if pending.is_some() {
             match tokio::time::timeout_at(grace_end.into(), receivers.join_next()).await {
@@ -245,12 +264,20 @@ pub async fn run(target: &Target, spec: FlowSpec) -> Result<FlowResult> {
         held.extend(s.held.take());
         out.hist.merge(&s.hist);
         out.order.add(&s.order);
+        for (k, c) in std::mem::take(&mut s.checks) {
+            heard[k as usize].push(c);
+        }
         out.foreign += s.foreign;
         out.byes += s.byes;
         last_recv = last_recv.max(s.last_recv);
     }
     if let Some(s) = pending.take() {
         s.send_replace(true);
+    }
+    for (k, readers) in heard.iter().enumerate() {
+        let readers: Vec<&OrderCheck> = readers.iter().collect();
+        let c = verdict::judge(&replies[k], msgs_of[k], &readers, stalled_of[k]);
+        out.copies.add(&c);
     }
     let begin = if first_send == u64::MAX {
         t0

@@ -5,6 +5,17 @@
 use crate::flow::FlowResult;
 use std::fmt::Write;
 
+/// The figures that must all be 0 (or absent) for a run to pass: see [`crate::verdict`].
+const VERDICT_KEYS: &[&str] = &[
+    "missing",
+    "uncounted",
+    "unanswered",
+    "dups",
+    "reordered",
+    "out_of_range",
+    "foreign",
+];
+
 /// The figures of one scenario against one server.
 #[derive(Clone)]
 pub struct Report {
@@ -31,6 +42,14 @@ impl Report {
     /// Sets a float with three significant decimals, or `na` when unknown.
     pub fn set_f(&mut self, key: &'static str, v: Option<f64>) {
         self.set(key, v.map_or("na".into(), |v| format!("{v:.3}")));
+    }
+
+    /// True when every copy the server promised arrived, once and in order (the exit code's
+    /// verdict).
+    pub fn passes(&self) -> bool {
+        VERDICT_KEYS
+            .iter()
+            .all(|k| self.get(k).unwrap_or(0.0) == 0.0)
     }
 
     pub fn get(&self, key: &str) -> Option<f64> {
@@ -64,15 +83,26 @@ pub fn flow(r: &mut Report, f: &FlowResult, unit: &str) {
     let rate = got as f64 / f.elapsed;
     let cpu_per = f.server_cpu.map(|c| c * 1e6 / got.max(1) as f64);
     let errors: u64 = f.errors.values().sum();
-    let o = &f.order;
-    let verdict = if o.is_clean() && f.foreign == 0 {
+    let (o, c) = (&f.order, &f.copies);
+    let mut verdict = if o.in_order() && c.is_clean() && f.foreign == 0 {
         "exactly-once in order".to_string()
     } else {
         format!(
-            "ORDER/LOSS: missing={} dups={} reordered={} gaps={} out_of_range={} foreign={}",
-            o.missing, o.dups, o.reordered, o.gaps, o.out_of_range, f.foreign
+            "ORDER/LOSS: lost={} uncounted={} unanswered={} dups={} reordered={} \
+             out_of_range={} foreign={}",
+            c.lost, c.uncounted, c.unanswered, o.dups, o.reordered, o.out_of_range, f.foreign
         )
     };
+    if c.skipped > 0 || c.to_stalled > 0 {
+        // Not lost: the server said so in `delivered` (and a stalled receiver may drop what
+        // its queue took when it is cut off).
+        let _ = write!(
+            verdict,
+            " (not delivered, as the replies said: {} skipped for full queues, {} queued \
+             for the stalled receiver)",
+            c.skipped, c.to_stalled
+        );
+    }
     r.summary = format!(
         "{got}/{} {unit} in {:.2} s = {:.0} {unit}/s; latency p50 {:.0} us, p99 {:.0} us, \
          p99.9 {:.0} us, max {:.0} us; server CPU {} us/{unit}; {verdict}{}",
@@ -99,15 +129,27 @@ pub fn flow(r: &mut Report, f: &FlowResult, unit: &str) {
     r.set_f("p999_us", Some(us(f.hist.quantile(0.999))));
     r.set_f("max_us", Some(us(f.hist.max())));
     r.set_f("mean_us", Some(us(f.hist.mean())));
-    r.set("missing", o.missing);
-    r.set("dups", o.dups);
-    r.set("reordered", o.reordered);
-    r.set("gaps", o.gaps);
-    r.set("out_of_range", o.out_of_range);
-    r.set("foreign", f.foreign);
-    r.set("acked", f.sent_acked);
-    r.set("delivered", f.delivered);
-    r.set("errors", errors);
+    let counts = [
+        // What the verdict judges: `missing` is the promised copies no reader got.
+        ("missing", c.lost),
+        ("uncounted", c.uncounted),
+        ("unanswered", c.unanswered),
+        ("skipped", c.skipped),
+        ("to_stalled", c.to_stalled),
+        // Copies not received for any reason, skipped ones included.
+        ("not_received", o.missing),
+        ("dups", o.dups),
+        ("reordered", o.reordered),
+        ("gaps", o.gaps),
+        ("out_of_range", o.out_of_range),
+        ("foreign", f.foreign),
+        ("acked", f.sent_acked),
+        ("delivered", f.delivered),
+        ("errors", errors),
+    ];
+    for (key, n) in counts {
+        r.set(key, n);
+    }
     for (code, n) in &f.errors {
         r.fields.push(("error", format!("{code}:{n}")));
     }
@@ -218,6 +260,58 @@ mod tests {
         assert_eq!(median(vec![3.0, 1.0, 2.0]), Some(2.0));
         assert_eq!(median(vec![4.0, 1.0, 3.0, 2.0]), Some(2.5));
         assert_eq!(median(vec![]), None);
+    }
+
+    fn judged(copies: crate::verdict::Copies) -> Report {
+        let f = FlowResult {
+            copies,
+            elapsed: 1.0,
+            ..FlowResult::default()
+        };
+        let mut r = Report::new("slow", "chatd");
+        flow(&mut r, &f, "copy");
+        r
+    }
+
+    #[test]
+    fn copies_skipped_or_held_by_the_stalled_receiver_pass() {
+        let r = judged(crate::verdict::Copies {
+            promised: 10,
+            skipped: 3,
+            to_stalled: 2,
+            ..Default::default()
+        });
+        assert!(r.passes(), "{}", r.summary);
+        assert!(r.summary.contains("exactly-once in order"), "{}", r.summary);
+        assert!(
+            r.summary.contains("3 skipped for full queues, 2 queued"),
+            "{}",
+            r.summary
+        );
+        assert_eq!((r.get("skipped"), r.get("missing")), (Some(3.0), Some(0.0)));
+    }
+
+    #[test]
+    fn a_lost_uncounted_or_unanswered_copy_fails() {
+        use crate::verdict::Copies;
+        for c in [
+            Copies {
+                lost: 1,
+                ..Default::default()
+            },
+            Copies {
+                uncounted: 1,
+                ..Default::default()
+            },
+            Copies {
+                unanswered: 1,
+                ..Default::default()
+            },
+        ] {
+            let r = judged(c);
+            assert!(!r.passes(), "{c:?}");
+            assert!(r.summary.contains("ORDER/LOSS"), "{}", r.summary);
+        }
     }
 
     #[test]

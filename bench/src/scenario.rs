@@ -14,6 +14,10 @@ use crate::target::Target;
 use anyhow::Result;
 use std::time::Duration;
 
+/// chatd's default `--queue-bytes`: a spawned chatd is not given the flag, so that chatbench
+/// still measures the binaries from before it (`--spawn-arg=--queue-bytes=N` changes it).
+const CHATD_QUEUE_BYTES: u64 = 1 << 20;
+
 /// Keys compared with the relay for the message scenarios.
 pub const FLOW_RATIOS: &[&str] = &["rate", "cpu_us_per_unit", "p50_us", "p99_us", "p999_us"];
 
@@ -133,12 +137,15 @@ pub async fn slow(cli: &Cli, t: &Target, fresh: Target) -> Result<Report> {
         "rss_growth_no_slow_kib",
         base_growth.map_or("na".into(), |g| g.to_string()),
     );
-    // Copies the stalled receiver's queue accepted: every `ok` counts it while it has room.
-    let stalled_accepted = f.delivered.saturating_sub(u64::from(n) * m);
+    // Copies the stalled receiver's queue accepted: those counted in `delivered` that no
+    // reader got (a reader that fell behind was skipped and not counted).
+    let stalled_accepted = f.copies.to_stalled;
     r.set("stalled_accepted", stalled_accepted);
-    // What the stalled receiver's queue may hold: queue_len event lines of about this size.
+    // What the stalled receiver's queue may hold: queue_len event lines of about this size,
+    // or chatd's byte bound if that comes first.
     let line_bytes = pad as u64 + 110;
-    r.set("queue_bound_kib", cli.queue_len as u64 * line_bytes / 1024);
+    let queue_bound = (cli.queue_len as u64 * line_bytes).min(CHATD_QUEUE_BYTES);
+    r.set("queue_bound_kib", queue_bound / 1024);
     r.set("stalled_bytes_read_after", f.stalled_bytes);
     r.set("stalled_cut_off", f.stalled_closed);
     r.summary = format!(
@@ -150,7 +157,7 @@ pub async fn slow(cli: &Cli, t: &Target, fresh: Target) -> Result<Report> {
         p99(&f) / p99(&base).max(1.0),
         growth.map_or("na".into(), |g| g.to_string()),
         base_growth.map_or("na".into(), |g| g.to_string()),
-        cli.queue_len as u64 * line_bytes / 1024,
+        queue_bound / 1024,
         stalled_accepted,
         f.stalled_bytes,
         if f.stalled_closed > 0 { "yes" } else { "no" },

@@ -6,6 +6,7 @@ use crate::client::{Conn, Endpoint, now_ns};
 use crate::flow::{Ready, SenderSpec, Stage};
 use crate::order::{OrderCheck, OrderSummary};
 use crate::stats::Histogram;
+use crate::verdict::{Delivered, UNCOUNTED};
 use crate::wire::{self, Incoming, Role};
 use anyhow::{Result, bail};
 use std::collections::BTreeMap;
@@ -16,8 +17,13 @@ use tokio::sync::{Semaphore, mpsc, watch};
 
 #[derive(Default)]
 pub struct SendStats {
+    /// The sender's index.
+    pub k: u32,
     pub acked: u64,
     pub delivered: u64,
+    /// What each reply said, in order (replies come in request order, and message `s` is
+    /// the `s`-th request): the copies queued, 0 for an error.
+    pub per_seq: Vec<Delivered>,
     pub errors: BTreeMap<String, u64>,
     pub first_send: u64,
     pub last_reply: u64,
@@ -29,6 +35,8 @@ pub struct SendStats {
 pub struct RecvStats {
     pub hist: Histogram,
     pub order: OrderSummary,
+    /// Which messages of which sender arrived, for the verdict.
+    pub checks: Vec<(u32, OrderCheck)>,
     pub foreign: u64,
     pub byes: u64,
     pub last_recv: u64,
@@ -104,6 +112,7 @@ pub async fn receiver(
     for (_, c) in &checks {
         st.order.add(&c.summary());
     }
+    st.checks = checks;
     st.held = Some(conn);
     Ok(st)
 }
@@ -168,7 +177,9 @@ pub async fn sender(
         go.changed().await?;
     }
     let mut st = SendStats {
+        k,
         first_send: now_ns(),
+        per_seq: Vec::with_capacity(spec.msgs as usize),
         ..SendStats::default()
     };
     let mut sent = if paced { spec.msgs } else { 0 };
@@ -191,10 +202,15 @@ pub async fn sender(
                 Incoming::Ok { delivered } => {
                     st.acked += 1;
                     st.delivered += delivered.unwrap_or(0);
+                    st.per_seq.push(match delivered {
+                        Some(d) => d.min(u64::from(UNCOUNTED - 1)) as Delivered,
+                        None => UNCOUNTED,
+                    });
                     st.last_reply = now;
                 }
                 Incoming::Error { code } => {
                     st.acked += 1;
+                    st.per_seq.push(0);
                     // Codes go into `key=value` lines: NATS's have spaces.
                     *st.errors.entry(code.replace(' ', "_")).or_default() += 1;
                     st.last_reply = now;

@@ -249,6 +249,8 @@ mod tests {
             received: 7,
             queue: 0,
             queue_max: 1024,
+            queue_bytes: 0,
+            queue_bytes_max: 1 << 20,
         };
         assert_eq!(
             users(&[s]),

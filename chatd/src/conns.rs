@@ -7,7 +7,7 @@
 //! reach every connection and `chatctl users` can read a [`snapshot`](Conns::sessions) of each
 //! one; nobody outside this module reads a `Conn`'s atomics.
 
-use crate::mailbox::{CloseRequest, Mailbox};
+use crate::mailbox::{Bounds, CloseRequest, Mailbox};
 use proto::Name;
 use proto::admin::Session;
 use std::collections::HashMap;
@@ -69,6 +69,7 @@ impl Conn {
             return None;
         }
         let age = self.connected_instant.elapsed().as_millis() as u64;
+        let ((lines, bytes), bounds) = (self.mailbox.queued(), self.mailbox.bounds());
         let active = self.last_active_ms.load(Ordering::Relaxed);
         Some(Session {
             user: name.to_string(),
@@ -81,8 +82,10 @@ impl Conn {
             idle_ms: age.saturating_sub(active),
             sent: self.sent.load(Ordering::Relaxed),
             received: self.received.load(Ordering::Relaxed),
-            queue: self.mailbox.depth() as u64,
-            queue_max: self.mailbox.capacity() as u64,
+            queue: lines as u64,
+            queue_max: bounds.lines as u64,
+            queue_bytes: bytes as u64,
+            queue_bytes_max: bounds.bytes as u64,
         })
     }
 }
@@ -109,16 +112,16 @@ impl Conns {
         self.map.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Adds a connection from `peer` whose queue holds `queue_len` lines. During a shutdown
+    /// Adds a connection from `peer` whose queue holds what `queue` allows. During a shutdown
     /// it is asked to close at once.
-    pub fn open(&self, peer: SocketAddr, queue_len: usize) -> Arc<Conn> {
+    pub fn open(&self, peer: SocketAddr, queue: Bounds) -> Arc<Conn> {
         let conn = Arc::new(Conn {
             id: self.next_id.fetch_add(1, Ordering::Relaxed),
             peer,
             connected_at: SystemTime::now(),
             connected_instant: Instant::now(),
             name: OnceLock::new(),
-            mailbox: Mailbox::new(queue_len),
+            mailbox: Mailbox::new(queue),
             sent: AtomicU64::new(0),
             received: AtomicU64::new(0),
             last_active_ms: AtomicU64::new(0),

@@ -10,6 +10,7 @@ use crate::directory::{ClaimError, Directory};
 use crate::events::Events;
 use crate::live::Live;
 use crate::logins::Logins;
+use crate::mailbox::Bounds;
 use crate::stats::Stats;
 use proto::{LeaveReason, Name};
 use std::sync::Arc;
@@ -70,9 +71,9 @@ pub struct ConnGuard {
 }
 
 impl ConnGuard {
-    /// Enters a connection from `peer` whose queue holds `queue_len` lines.
-    pub fn open(server: Arc<Server>, peer: std::net::SocketAddr, queue_len: usize) -> ConnGuard {
-        let conn = server.conns.open(peer, queue_len);
+    /// Enters a connection from `peer` whose queue holds what `queue` allows.
+    pub fn open(server: Arc<Server>, peer: std::net::SocketAddr, queue: Bounds) -> ConnGuard {
+        let conn = server.conns.open(peer, queue);
         ConnGuard { server, conn }
     }
 }

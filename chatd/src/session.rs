@@ -12,7 +12,7 @@
 use crate::config::Config;
 use crate::connection::{Connection, Io, OUT_HIGH_WATER, Read};
 use crate::directory::Route;
-use crate::mailbox::{CloseRequest, Taken};
+use crate::mailbox::{Bounds, CloseRequest, Taken};
 use crate::rate::TokenBucket;
 use crate::server::{ConnGuard, Server};
 use crate::stats::Stats;
@@ -29,7 +29,7 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::Sleep;
-use tracing::{debug, info};
+use tracing::{debug, info, warn};
 
 mod error_log;
 mod phase;
@@ -56,11 +56,15 @@ where
 {
     // What a connection takes from the config in force when it opens (a reload applies to
     // the ones opened after it).
-    let (max_line, rate, queue_len) = {
+    let (max_line, rate, queue) = {
         let config = server.config.load();
-        (config.max_line_bytes, bucket(&config), config.queue_len)
+        let queue = Bounds {
+            lines: config.queue_len,
+            bytes: config.settings.queue_bytes,
+        };
+        (config.max_line_bytes, bucket(&config), queue)
     };
-    let guard = ConnGuard::open(server, peer, queue_len);
+    let guard = ConnGuard::open(server, peer, queue);
     info!(%peer, "connected");
     guard.server.events.connect(peer);
     let mut session = Session {
@@ -203,7 +207,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                 Wake::Io(Io::Read(Err(e)) | Io::Wrote(Err(e))) => self.core.fail(&e),
                 Wake::Deadline => {
                     timer = None;
-                    self.core.on_deadline(Instant::now());
+                    let unsent = self.conn.out().len();
+                    self.core.on_deadline(Instant::now(), unsent);
                 }
             }
         }
@@ -309,11 +314,15 @@ impl Core {
         [login, slow, held].into_iter().flatten().min()
     }
 
-    fn on_deadline(&mut self, now: Instant) {
+    /// `unsent` is what the output buffer holds, dropped if the drain deadline has passed.
+    fn on_deadline(&mut self, now: Instant, unsent: usize) {
         match &self.phase {
             Phase::Closing(c) => {
                 if now >= c.deadline {
-                    debug!(peer = %self.guard.conn.peer, "drain deadline passed; closing without flushing");
+                    let (lines, bytes) = self.guard.conn.mailbox.queued();
+                    let (peer, user) = (self.guard.conn.peer, self.user());
+                    warn!(%peer, %user, queued_lines = lines, queued_bytes = bytes, output_bytes = unsent,
+                        "drain timeout passed; closing without flushing, what the client did not read is dropped");
                     self.phase = Phase::Gone {
                         reason: c.close.leave(),
                     };

@@ -120,6 +120,12 @@ pub struct Session {
     pub queue: u64,
     /// The queue's bound; a session whose queue stays full is cut off.
     pub queue_max: u64,
+    /// Bytes of the lines waiting in its queue.
+    #[serde(default)]
+    pub queue_bytes: u64,
+    /// The queue's bound in bytes: full by bytes refuses a line as full by lines does.
+    #[serde(default)]
+    pub queue_bytes_max: u64,
 }
 
 /// Server-wide counters since start.
@@ -268,6 +274,14 @@ mod tests {
             json!({"type":"notice","body":"hi"}),
         );
         round_trip(&Request::Watch, json!({"type":"watch"}));
+    }
+
+    #[test]
+    fn a_session_from_a_chatd_without_queue_bytes_reads_them_as_zero() {
+        let old = json!({"user":"bob","peer":"127.0.0.1:9","connected_at":1,"connected_ms":2,
+            "idle_ms":3,"sent":4,"received":5,"queue":6,"queue_max":1024});
+        let s: Session = serde_json::from_value(old).unwrap();
+        assert_eq!((s.queue, s.queue_bytes, s.queue_bytes_max), (6, 0, 0));
     }
 
     #[test]

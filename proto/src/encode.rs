@@ -119,10 +119,21 @@ pub fn error(buf: &mut Vec<u8>, id: Option<Raw<'_>>, code: ErrorCode, message: &
 }
 
 /// A delivered message. `body` is the JSON string literal as the sender wrote it.
+///
+/// Allocated at its size: a recipient's queue holds the allocation, not just the line, so a
+/// buffer grown by doubling (as it was, for the `ts`) would pin twice what the queue's byte
+/// bound counts, and copy the line once more on the way.
 pub fn msg_event(from: &str, to: &str, body: Raw<'_>, ts_ms: u64) -> Bytes {
-    let mut buf = Vec::with_capacity(48 + from.len() + to.len() + body.get().len());
+    let mut buf = Vec::with_capacity(msg_event_capacity(from, to, body));
     msg_event_into(&mut buf, from, to, body, ts_ms);
     Bytes::from(buf)
+}
+
+/// The size of a `msg` event line between plain names (every valid name is plain, and `*`),
+/// at most: the fixed text, two quoted names, the body and a `ts` of up to 20 digits.
+fn msg_event_capacity(from: &str, to: &str, body: Raw<'_>) -> usize {
+    const FIXED: usize = r#"{"type":"msg","from":"","to":"","body":,"ts":}"#.len() + 1;
+    FIXED + from.len() + to.len() + body.get().len() + 20
 }
 
 /// [`msg_event`], appended to `buf`.
@@ -200,6 +211,18 @@ mod tests {
         let s = std::str::from_utf8(buf).unwrap();
         assert!(s.ends_with('\n') && s.matches('\n').count() == 1, "{s:?}");
         serde_json::from_str(s).unwrap()
+    }
+
+    #[test]
+    fn a_msg_event_fits_the_room_it_is_given() {
+        let body = raw("\"salut\"");
+        let mut buf = Vec::with_capacity(msg_event_capacity("alice", "bob", body));
+        let room = buf.capacity();
+        msg_event_into(&mut buf, "alice", "bob", body, u64::MAX);
+        assert_eq!(buf.capacity(), room, "no growth, even for the longest ts");
+        assert_eq!(buf.len(), room, "and no slack then");
+        let line = msg_event("alice", "*", body, 1_795_499_821_499);
+        assert!(line.len() + 7 <= msg_event_capacity("alice", "*", body));
     }
 
     #[test]

@@ -3,6 +3,7 @@
 
 use super::*;
 use crate::conns::Conns;
+use crate::mailbox::Bounds;
 use bytes::Bytes;
 use std::net::SocketAddr;
 
@@ -29,7 +30,11 @@ impl Table {
     }
 
     fn open(&self, peer: SocketAddr) -> Arc<Conn> {
-        self.0.open(peer, self.1)
+        let queue = Bounds {
+            lines: self.1,
+            bytes: usize::MAX,
+        };
+        self.0.open(peer, queue)
     }
 
     fn remove(&self, conn: &Conn) {
