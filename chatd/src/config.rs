@@ -22,6 +22,9 @@ use std::time::Duration;
 
 /// Smallest accepted `max_line_bytes`: room for any login or error line.
 pub const MIN_MAX_LINE_BYTES: usize = 128;
+/// What a queued `msg` event adds to the request line it came from, at most (its `from`,
+/// `to` and `ts`), so a queue of `max_line_bytes` plus this holds any one message.
+pub const LINE_OVERHEAD: usize = 256;
 
 const EXIT_CODES: &str = "\
 Exit status:
@@ -203,7 +206,30 @@ impl Settings {
     /// its row in `config/settings.rs`. Start-up, `--check-config` and reloads all come
     /// here, so a value that passes cannot crash chatd later.
     pub fn check(&self) -> Result<(), ConfigError> {
-        self.check_each()
+        self.check_each()?;
+        // The only settings that bound each other.
+        let fits = self.max_line_bytes + LINE_OVERHEAD;
+        if self.queue_bytes < fits {
+            return Err(invalid(
+                "queue_bytes",
+                format!(
+                    "{} cannot hold one message of max_line_bytes ({}) once encoded; use at \
+                     least {fits}",
+                    self.queue_bytes, self.max_line_bytes
+                ),
+            ));
+        }
+        if self.login_failures_free > self.login_failures_max {
+            return Err(invalid(
+                "login_failures_free",
+                format!(
+                    "{} is more than login_failures_max ({}): logins would be refused before \
+                     any was slowed; use at most {}",
+                    self.login_failures_free, self.login_failures_max, self.login_failures_max
+                ),
+            ));
+        }
+        Ok(())
     }
 
     /// Checks that the paths chatd creates things in can hold them: what `--check-config`

@@ -165,11 +165,23 @@ const BOUNDS: &[Bounds] = &[
     ("log-max-bytes", Some("4095"), "4096", "1099511627776", "1099511627777", "4096 to 1099511627776"),
 ];
 
+/// Values of the settings that bound each other, chosen so that the one under test is
+/// checked on its own.
+fn companions(flag: &str) -> Vec<&'static str> {
+    match flag {
+        "queue-bytes" => vec!["--max-line-bytes=128"],
+        "login-failures-max" => vec!["--login-failures-free=0"],
+        _ => vec!["--queue-bytes=1073741824", "--login-failures-max=1000"],
+    }
+}
+
 #[test]
 fn every_range_is_checked_at_under_and_over_each_bound() {
     for &(flag, below, lowest, highest, above, range) in BOUNDS {
         for ok in [lowest, highest] {
-            assert!(parse(&[&format!("--{flag}={ok}")]).is_ok(), "--{flag} {ok}");
+            let value = format!("--{flag}={ok}");
+            let argv = [vec![value.as_str()], companions(flag)].concat();
+            assert!(parse(&argv).is_ok(), "--{flag} {ok}");
         }
         for bad in below.into_iter().chain([above]) {
             assert_eq!(
@@ -308,4 +320,26 @@ fn an_admin_socket_needs_a_directory_and_a_short_path() {
     let longest = format!("/tmp/{}/admin.sock", "d".repeat(91));
     assert_eq!(longest.len(), 107);
     assert_eq!(check_paths(&["--admin-socket", &longest]), Ok(()));
+}
+
+#[test]
+fn the_settings_that_bound_each_other_are_checked_together() {
+    assert_eq!(
+        parse(&["--max-line-bytes=1000000", "--queue-bytes=1000255"]),
+        Err(
+            "--queue-bytes: 1000255 cannot hold one message of max_line_bytes (1000000) once \
+             encoded; use at least 1000256"
+                .into()
+        )
+    );
+    assert!(parse(&["--max-line-bytes=1000000", "--queue-bytes=1000256"]).is_ok());
+    assert_eq!(
+        parse(&["--login-failures-free=11"]),
+        Err(
+            "--login-failures-free: 11 is more than login_failures_max (10): logins would be \
+             refused before any was slowed; use at most 10"
+                .into()
+        )
+    );
+    assert!(parse(&["--login-failures-free=10"]).is_ok());
 }
