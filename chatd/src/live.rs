@@ -7,9 +7,10 @@
 //! `Arc<Config>`, so a reader never sees half of an old config and half of a new one.
 //!
 //! Most limits are simply read afresh (`login_timeout`, `slow_consumer_grace`,
-//! `drain_timeout`, the password); `max_line_bytes`, `rate` and `rate_burst` are taken by a
-//! session when it starts (`queue_len` too, for its mailbox); `max_clients` lives in the
-//! connection semaphore, which [`apply_limits`] resizes on every change.
+//! `drain_timeout`, the password, the login limits); `max_line_bytes`, `rate` and
+//! `rate_burst` are taken by a session when it starts (`queue_len` and `queue_bytes` too, for
+//! its mailbox); `max_clients` lives in the connection semaphore, which [`apply_limits`]
+//! resizes on every change. Each setting's row in `config/settings.rs` says which.
 
 use crate::config::Config;
 use crate::server::Server;
