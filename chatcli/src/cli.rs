@@ -85,6 +85,7 @@ pub struct Cli {
     pub listen: bool,
 
     /// With --listen: print the raw protocol events (JSON lines) instead of from→to: body
+    /// (characters a terminal would obey are written as JSON escapes)
     #[arg(long, requires = "listen")]
     pub json: bool,
 

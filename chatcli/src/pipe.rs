@@ -17,6 +17,7 @@ use crate::input::{Content, Numbered, Source};
 use anyhow::Context as _;
 use proto::ErrorCode;
 use proto::message::{ClientRequest, Id, ServerMessage};
+use proto::text::{Mode, escape};
 use std::collections::VecDeque;
 use std::time::Duration;
 use tokio::io::AsyncRead;
@@ -163,7 +164,8 @@ impl Sender<'_> {
 
     fn fail(&mut self, line: u64, code: &str, why: &str) {
         self.failed += 1;
-        eprintln!("chatcli: line {line}: {code}: {why}");
+        // `why` may be the server's words.
+        eprintln!("chatcli: line {line}: {code}: {}", escape(why, Mode::Line));
     }
 
     /// The request a reply answers: by `id`, or the oldest one when the server could not read

@@ -17,6 +17,7 @@ use command::{COMMANDS, Command};
 use editor::{EditorThread, FromEditor, Names, Printer, SavedTerminal};
 use proto::ErrorCode;
 use proto::message::{ClientRequest, Id, OkReply, ServerMessage};
+use proto::text::{Mode, escape};
 use render::Render;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -144,9 +145,11 @@ async fn log_in(
 
 impl Session {
     fn prompt(&self) -> String {
+        // Both names came from the server.
+        let me = escape(&self.me, Mode::Line);
         match &self.target {
-            Some(t) => format!("{}→{t}> ", self.me),
-            None => format!("{}> ", self.me),
+            Some(t) => format!("{me}→{}> ", escape(t, Mode::Line)),
+            None => format!("{me}> "),
         }
     }
 
