@@ -12,6 +12,7 @@
 //! own thread too, fed by a channel the session never waits on.
 
 use anyhow::Context as _;
+use proto::NameKey;
 use rustyline::completion::Completer;
 use rustyline::error::ReadlineError;
 use rustyline::highlight::Highlighter;
@@ -187,11 +188,10 @@ pub struct Completion {
 
 impl Completion {
     fn names_starting(&self, prefix: &str, suffix: &str) -> Vec<String> {
-        let prefix = prefix.to_ascii_lowercase();
         let names = self.names.lock().unwrap_or_else(|p| p.into_inner());
         names
             .iter()
-            .filter(|n| n.to_ascii_lowercase().starts_with(&prefix))
+            .filter(|n| NameKey::new(n).is_some_and(|k| k.starts_with(prefix)))
             .map(|n| format!("{n}{suffix}"))
             .collect()
     }

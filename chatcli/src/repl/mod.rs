@@ -15,9 +15,9 @@ use crate::conn::{Conn, Login, Received};
 use crate::fatal::Fatal;
 use command::{COMMANDS, Command};
 use editor::{EditorThread, FromEditor, Names, Printer, SavedTerminal};
-use proto::ErrorCode;
 use proto::message::{ClientRequest, Id, OkReply, ServerMessage};
 use proto::text::{Mode, escape};
+use proto::{ErrorCode, NameKey};
 use render::Render;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -173,18 +173,20 @@ impl Session {
     }
 
     fn set_users(&self, users: &[String]) {
+        let me = NameKey::new(&self.me);
         let mut names = self.names.lock().unwrap_or_else(|p| p.into_inner());
         *names = users
             .iter()
-            .filter(|u| !u.eq_ignore_ascii_case(&self.me))
+            .filter(|u| me.is_none_or(|me| !me.is(u)))
             .cloned()
             .collect();
         names.sort();
     }
 
     fn knows(&self, name: &str) -> Option<String> {
+        let key = NameKey::new(name)?;
         let names = self.names.lock().unwrap_or_else(|p| p.into_inner());
-        names.iter().find(|n| n.eq_ignore_ascii_case(name)).cloned()
+        names.iter().find(|n| key.is(n)).cloned()
     }
 
     /// Acts on one typed line; `false` ends the session.
@@ -245,8 +247,9 @@ impl Session {
             ServerMessage::Msg(m) => self.say(self.render.msg(&m)),
             ServerMessage::Join { user } => {
                 {
+                    let key = NameKey::new(&user);
                     let mut names = self.names.lock().unwrap_or_else(|p| p.into_inner());
-                    if !names.iter().any(|n| n.eq_ignore_ascii_case(&user)) {
+                    if !names.iter().any(|n| key.is_some_and(|k| k.is(n))) {
                         names.push(user.clone());
                         names.sort();
                     }
@@ -254,10 +257,11 @@ impl Session {
                 self.say(self.render.join(&user));
             }
             ServerMessage::Leave { user, reason } => {
+                let key = NameKey::new(&user);
                 self.names
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
-                    .retain(|n| !n.eq_ignore_ascii_case(&user));
+                    .retain(|n| key.is_none_or(|k| !k.is(n)));
                 self.say(self.render.leave(&user, reason));
             }
             ServerMessage::Notice { body, ts } => self.say(self.render.notice(&body, ts)),
