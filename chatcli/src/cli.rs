@@ -99,8 +99,11 @@ pub struct Cli {
           value_parser = clap::value_parser!(u64).range(1..))]
     pub timeout: u64,
 
-    /// Longest stdin line accepted, in bytes; longer lines are reported as too_large and not
-    /// sent, so memory stays bounded whatever is piped in
+    /// The server's line limit, in bytes: a message whose request line, once encoded as JSON
+    /// (where a control character takes 6 bytes), would be longer is reported as too_large
+    /// and not sent, and so is a longer stdin line, unread, so memory stays bounded whatever
+    /// is piped in. The default is chatd's; match a server started with another
+    /// --max-line-bytes
     #[arg(long, value_name = "BYTES", default_value_t = proto::DEFAULT_MAX_LINE_BYTES)]
     pub max_line_bytes: usize,
 

@@ -151,15 +151,29 @@ impl Sender<'_> {
         }
     }
 
+    /// Queues the message, or reports it as `too_large` when its request line would be over
+    /// the server's limit: checked on the line as encoded, where a control character takes
+    /// six bytes (`\u0001`), not on the input line.
     fn send(&mut self, item: Item) {
         let id = self.conn.next_id();
-        self.conn.queue(&ClientRequest::Msg {
+        let req = ClientRequest::Msg {
             to: self.opts.to.clone(),
             body: item.body.clone(),
             from: None,
             id: Some(Id::Int(id)),
-        });
-        self.in_flight.push_back((id, item));
+        };
+        match self.conn.queue_within(&req, self.opts.max_line_bytes) {
+            Ok(()) => self.in_flight.push_back((id, item)),
+            Err(len) => self.fail(
+                item.line,
+                ErrorCode::TooLarge.as_str(),
+                &format!(
+                    "{len} bytes once encoded as a request, over the limit of {} (see \
+                     --max-line-bytes); not sent",
+                    self.opts.max_line_bytes
+                ),
+            ),
+        }
     }
 
     fn fail(&mut self, line: u64, code: &str, why: &str) {

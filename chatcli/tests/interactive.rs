@@ -248,6 +248,34 @@ fn server_errors_read_as_plain_words() {
 }
 
 #[test]
+fn a_message_over_the_line_limit_is_refused_before_it_is_sent() {
+    let d = Server::start(&["--rate", "0"]);
+    let rt = rt();
+    let mut alice = rt.block_on(Client::login(d.addr(), "alice"));
+    let mut p = spawn(
+        &d.addr().to_string(),
+        &["--user", "carol", "--to", "alice", "--max-line-bytes", "60"],
+        &history("limit"),
+        false,
+    );
+    p.exp_string(&bytes("carol→alice> ")).unwrap();
+    // 50 bytes typed; with the request around them (id 2), 94.
+    p.send_line(&"y".repeat(50)).unwrap();
+    p.exp_string(
+        "not sent: the message is 94 bytes once encoded, more than the server takes (60; see \
+         --max-line-bytes)",
+    )
+    .unwrap();
+    p.send_line("short").unwrap();
+    rt.block_on(async {
+        alice.expect(json!({"type":"join","user":"carol"})).await;
+        alice.expect(msg("carol", "alice", "short")).await;
+    });
+    p.send_line("/quit").unwrap();
+    assert_eq!(exit_code(p), 0);
+}
+
+#[test]
 fn history_is_kept_across_runs() {
     let d = Server::start(&["--rate", "0"]);
     let file = history("history");

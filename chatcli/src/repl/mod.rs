@@ -52,6 +52,8 @@ struct Session {
     target: Option<String>,
     names: Names,
     pending: HashMap<i64, Pending>,
+    /// The server's line limit (`--max-line-bytes`), checked on each request as encoded.
+    max_line_bytes: usize,
 }
 
 async fn session(cli: Cli) -> anyhow::Result<u8> {
@@ -78,6 +80,7 @@ async fn session(cli: Cli) -> anyhow::Result<u8> {
         target: (cli.to != "*").then(|| cli.to.clone()),
         names,
         pending: HashMap::new(),
+        max_line_bytes: cli.max_line_bytes,
     };
     s.set_users(ok.users.as_deref().unwrap_or_default());
     s.welcome(&ok);
@@ -232,13 +235,22 @@ impl Session {
 
     fn send(&mut self, to: String, body: &str) {
         let id = self.conn.next_id();
-        self.conn.queue(&ClientRequest::Msg {
+        let req = ClientRequest::Msg {
             to: to.clone(),
             body: body.to_owned(),
             from: None,
             id: Some(Id::Int(id)),
-        });
-        self.pending.insert(id, Pending::Msg { to });
+        };
+        match self.conn.queue_within(&req, self.max_line_bytes) {
+            Ok(()) => {
+                self.pending.insert(id, Pending::Msg { to });
+            }
+            Err(len) => self.say(self.render.error(&format!(
+                "not sent: the message is {len} bytes once encoded, more than the server takes \
+                 ({}; see --max-line-bytes)",
+                self.max_line_bytes
+            ))),
+        }
     }
 
     fn on_server(&mut self, r: Received) -> Result<(), Fatal> {
