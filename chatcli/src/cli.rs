@@ -34,7 +34,7 @@ Modes:
 
 Exit status:
   0  ok: every message accepted (or the listener stopped as asked)
-  1  some messages were not accepted; each is reported on stderr as
+  1  some messages were not accepted; each is reported on stderr, in line order, as
      `chatcli: line N: CODE: reason`
   2  usage error (an unreadable or empty --password-file included)
   3  cannot reach chatd, or chatd is full

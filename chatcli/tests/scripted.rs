@@ -89,6 +89,36 @@ fn an_absent_recipient_fails_every_line_with_its_number_and_code() {
 }
 
 #[test]
+fn reports_come_in_line_order_whoever_refused_the_line() {
+    // Lines 1, 4 and 6 go to chatd, which refuses them a round trip later (nobody named
+    // carol); 2, 3, 5 and 7 chatcli refuses at once, before any answer can be back.
+    let d = Server::start(&["--rate", "0"]);
+    let mut c = cmd(&d.addr().to_string());
+    c.args(["--user", "bot", "--to", "carol", "--max-line-bytes", "60"]);
+    let mut input = b"one\n".to_vec();
+    input.extend_from_slice(&[b'x'; 61]);
+    input.extend_from_slice(b"\n\xff\nfour\n\x01\x01\x01\nsix\n\xfe\n");
+    let out = run(c, &input);
+    assert_eq!(out.code, 1, "{out:?}");
+    let lines: Vec<u64> = out
+        .stderr
+        .lines()
+        .map(|l| {
+            let n = l
+                .strip_prefix("chatcli: line ")
+                .unwrap_or_else(|| panic!("{l}"));
+            n[..n.find(':').unwrap()].parse().unwrap()
+        })
+        .collect();
+    assert_eq!(lines, [1, 2, 3, 4, 5, 6, 7], "{}", out.stderr);
+    assert!(
+        out.stderr.starts_with("chatcli: line 1: unknown_user: "),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
 fn require_delivered_fails_a_message_nobody_got() {
     let d = Server::start(&["--rate", "0"]);
     let addr = d.addr().to_string();
