@@ -243,26 +243,6 @@ impl Highlighter for Completion {}
 impl Validator for Completion {}
 impl Helper for Completion {}
 
-/// The terminal settings from before rustyline, put back when the process must end while the
-/// editor thread is still inside `readline` (a kick): that thread never gets to restore them.
-pub struct SavedTerminal(Option<libc::termios>);
-
-impl SavedTerminal {
-    pub fn save() -> SavedTerminal {
-        // SAFETY: tcgetattr writes only into the termios we own; zeroed is a valid value.
-        let mut t: libc::termios = unsafe { std::mem::zeroed() };
-        let ok = unsafe { libc::tcgetattr(libc::STDIN_FILENO, &mut t) } == 0;
-        SavedTerminal(ok.then_some(t))
-    }
-
-    pub fn restore(&self) {
-        if let Some(t) = &self.0 {
-            // SAFETY: passes back settings tcgetattr gave us for the same descriptor.
-            unsafe { libc::tcsetattr(libc::STDIN_FILENO, libc::TCSANOW, t) };
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -8,30 +8,34 @@
 
 mod command;
 mod editor;
+mod paste;
 mod render;
+mod terminal;
 
 use crate::cli::{Cli, EXIT_OK};
 use crate::conn::{Conn, Login, Received};
 use crate::fatal::Fatal;
 use command::{COMMANDS, Command};
-use editor::{EditorThread, FromEditor, Names, Printer, SavedTerminal};
+use editor::{EditorThread, FromEditor, Names, Printer};
 use proto::message::{ClientRequest, Id, OkReply, ServerMessage};
 use proto::text::{Mode, escape};
 use proto::{ErrorCode, NameKey};
 use render::Render;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use terminal::TerminalGuard;
 
 /// Runs the interactive mode to its end; the terminal is left as it was found.
 pub fn run(cli: Cli) -> anyhow::Result<u8> {
-    let saved = SavedTerminal::save();
+    // Before rustyline is set up: it must read from the pty this puts in front of it.
+    let terminal = TerminalGuard::take_over();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
     let result = rt.block_on(session(cli));
     if result.is_err() {
-        // The editor thread may be inside readline with the terminal in raw mode.
-        saved.restore();
+        // The editor thread may be inside readline, with bracketed paste on.
+        terminal.restore();
         eprintln!();
     }
     result
