@@ -34,9 +34,10 @@ Modes:
 
 Exit status:
   0  ok: every message accepted (or the listener stopped as asked)
-  1  some messages were not accepted; each is reported on stderr as
+  1  some messages were not accepted; each is reported on stderr, in line order, as
      `chatcli: line N: CODE: reason`
-  2  usage error (an unreadable or empty --password-file included)
+  2  usage error (a --server without its port, an unreadable or empty --password-file
+     included)
   3  cannot reach chatd, or chatd is full
   4  login refused: the name is taken or invalid, or the password is wrong or missing
   5  kicked, chatd shut down, or the connection was lost
@@ -53,8 +54,10 @@ Environment:
 #[derive(Debug, Clone, Parser)]
 #[command(name = "chatcli", version, after_help = AFTER_HELP)]
 pub struct Cli {
-    /// chatd's address, HOST:PORT
-    #[arg(long, env = "CHATD_SERVER", default_value = DEFAULT_SERVER, value_name = "HOST:PORT")]
+    /// chatd's address, HOST:PORT (an IPv6 address in brackets: [::1]:7878); the port is
+    /// required
+    #[arg(long, env = "CHATD_SERVER", default_value = DEFAULT_SERVER, value_name = "HOST:PORT",
+          value_parser = parse_server)]
     pub server: String,
 
     /// The name to log in as; the interactive mode asks when it is missing
@@ -85,6 +88,7 @@ pub struct Cli {
     pub listen: bool,
 
     /// With --listen: print the raw protocol events (JSON lines) instead of from→to: body
+    /// (characters a terminal would obey are written as JSON escapes)
     #[arg(long, requires = "listen")]
     pub json: bool,
 
@@ -98,8 +102,11 @@ pub struct Cli {
           value_parser = clap::value_parser!(u64).range(1..))]
     pub timeout: u64,
 
-    /// Longest stdin line accepted, in bytes; longer lines are reported as too_large and not
-    /// sent, so memory stays bounded whatever is piped in
+    /// The server's line limit, in bytes: a message whose request line, once encoded as JSON
+    /// (where a control character takes 6 bytes), would be longer is reported as too_large
+    /// and not sent, and so is a longer stdin line, unread, so memory stays bounded whatever
+    /// is piped in. The default is chatd's; match a server started with another
+    /// --max-line-bytes
     #[arg(long, value_name = "BYTES", default_value_t = proto::DEFAULT_MAX_LINE_BYTES)]
     pub max_line_bytes: usize,
 
@@ -146,6 +153,45 @@ fn parse_message(s: &str) -> Result<String, String> {
     Ok(s.to_owned())
 }
 
+/// `--server` is HOST:PORT. Without the port, connecting would fail with a resolver's error
+/// (and exit 3, as if chatd were down): it is a usage error, caught before anything connects.
+fn parse_server(s: &str) -> Result<String, String> {
+    let example = |host: &str| {
+        let host = if host.contains(':') && !host.starts_with('[') {
+            format!("[{host}]")
+        } else {
+            host.to_owned()
+        };
+        format!("{host}:{}", proto::DEFAULT_PORT)
+    };
+    let Some((host, port)) = s.rsplit_once(':') else {
+        let host = if s.is_empty() { "localhost" } else { s };
+        return Err(format!(
+            "no port; give HOST:PORT, e.g. --server {}",
+            example(host)
+        ));
+    };
+    if host.is_empty() {
+        return Err(format!(
+            "no host; give HOST:PORT, e.g. --server {}",
+            example("localhost")
+        ));
+    }
+    if host.contains(':') && !(host.starts_with('[') && host.ends_with(']')) {
+        return Err(format!(
+            "an IPv6 address goes in brackets, with the port after them, e.g. --server {}",
+            example(s)
+        ));
+    }
+    match port.parse::<u16>() {
+        Ok(p) if p > 0 => Ok(s.to_owned()),
+        _ => Err(format!(
+            "{port:?} is not a port (1 to 65535); give HOST:PORT, e.g. --server {}",
+            example(host)
+        )),
+    }
+}
+
 fn parse_target(s: &str) -> Result<String, String> {
     if s == "*" {
         return Ok(s.to_owned());
@@ -185,6 +231,43 @@ mod tests {
         let err = parse(&["--to", "a b"]).unwrap_err();
         assert_eq!(err.exit_code(), i32::from(EXIT_USAGE));
         assert!(err.to_string().contains("use * for everyone"), "{err}");
+    }
+
+    #[test]
+    fn a_server_without_a_port_is_a_usage_error_with_an_example() {
+        for ok in [
+            "127.0.0.1:7878",
+            "localhost:1",
+            "chat.example.com:65535",
+            "[::1]:7878",
+        ] {
+            assert_eq!(parse_server(ok).as_deref(), Ok(ok));
+        }
+        let err = |s: &str| parse_server(s).unwrap_err();
+        assert_eq!(
+            err("localhost"),
+            "no port; give HOST:PORT, e.g. --server localhost:7878"
+        );
+        assert_eq!(
+            err(""),
+            "no port; give HOST:PORT, e.g. --server localhost:7878"
+        );
+        assert_eq!(
+            err(":7878"),
+            "no host; give HOST:PORT, e.g. --server localhost:7878"
+        );
+        assert_eq!(
+            err("::1"),
+            "an IPv6 address goes in brackets, with the port after them, e.g. --server [::1]:7878"
+        );
+        assert_eq!(
+            err("host:http"),
+            "\"http\" is not a port (1 to 65535); give HOST:PORT, e.g. --server host:7878"
+        );
+        assert!(err("host:0").starts_with("\"0\" is not a port"));
+        let e = parse(&["--server", "localhost"]).unwrap_err();
+        assert_eq!(e.exit_code(), i32::from(EXIT_USAGE));
+        assert!(e.to_string().contains("--server <HOST:PORT>"), "{e}");
     }
 
     #[test]

@@ -140,6 +140,19 @@ impl Conn {
         self.out.extend_from_slice(req.to_line().as_bytes());
     }
 
+    /// Appends a request unless its line, as encoded (escapes included, `\n` not counted),
+    /// would be longer than `max` bytes: the server's line limit, past which it would only
+    /// answer `too_large`. `Err` carries the length the line would have had.
+    pub fn queue_within(&mut self, req: &ClientRequest, max: usize) -> Result<(), usize> {
+        let line = req.to_line();
+        let len = line.len() - 1;
+        if len > max {
+            return Err(len);
+        }
+        self.out.extend_from_slice(line.as_bytes());
+        Ok(())
+    }
+
     /// Writes everything queued.
     pub async fn flush(&mut self) -> io::Result<()> {
         if self.out.is_empty() {

@@ -5,6 +5,7 @@
 //! pick the code, so the modes only say what happened, never how the process ends.
 
 use crate::cli::{EXIT_CANNOT_CONNECT, EXIT_DISCONNECTED, EXIT_LOGIN_REFUSED};
+use proto::text::{Mode, escape};
 use proto::{ByeReason, ErrorCode};
 use std::fmt;
 use std::io;
@@ -49,6 +50,7 @@ impl Fatal {
 
     /// The login was answered with an error.
     pub fn login_refused(name: &str, code: ErrorCode, message: &str) -> Fatal {
+        let message = escape(message, Mode::Line);
         match code {
             ErrorCode::ServerFull => Fatal::new(
                 EXIT_CANNOT_CONNECT,
@@ -107,9 +109,11 @@ impl fmt::Display for Fatal {
 
 impl std::error::Error for Fatal {}
 
-/// A `bye` reason in plain words.
+/// A `bye` reason in plain words; the server's own words come escaped.
 pub fn bye_words(reason: ByeReason, message: Option<&str>) -> String {
-    let detail = message.filter(|m| !m.is_empty());
+    let detail = message
+        .filter(|m| !m.is_empty())
+        .map(|m| escape(m, Mode::Line));
     match (reason, detail) {
         (ByeReason::Kicked, Some(m)) => format!("kicked by the administrator: {m}"),
         (ByeReason::Kicked, None) => "kicked by the administrator".to_owned(),
@@ -174,6 +178,10 @@ mod tests {
         assert_eq!(
             Fatal::bye(ByeReason::Kicked, Some("")).to_string(),
             "kicked by the administrator"
+        );
+        assert_eq!(
+            Fatal::bye(ByeReason::Kicked, Some("\u{1b}[2J\u{202e}")).to_string(),
+            "kicked by the administrator: \\u{1b}[2J\\u{202e}"
         );
     }
 }

@@ -2,14 +2,17 @@
 //!
 //! Plain output is one line per message, `from→to: body`, where `to` is `*` for a broadcast;
 //! a notice from the administrator prints as `#notice→*: body` (`#` is never in a name). New
-//! lines and other control characters in a body are escaped (`\n`, `\u{1b}`), so one message is
-//! always one line; `--json` prints every event exactly as chatd sent it instead. Each line is
-//! flushed at once so a pipe sees it without delay. A reader that goes away (`| head -1`) ends
-//! the listener quietly.
+//! lines and other control characters in a body or a name are escaped (`\n`, `\u{1b}`,
+//! `\u{202e}`) by `proto::text`, so one message is always one line and none can command the
+//! terminal; `--json` prints every event as chatd sent it instead, with only the characters a
+//! terminal would obey rewritten as JSON escapes (the same JSON value). Each line is flushed at
+//! once so a pipe sees it without delay. A reader that goes away (`| head -1`) ends the
+//! listener quietly.
 
 use crate::conn::Conn;
 use crate::fatal::Fatal;
 use proto::message::ServerMessage;
+use proto::text::{Mode, escape};
 use std::io::{self, Write as _};
 use tokio::signal::unix::{SignalKind, signal};
 
@@ -64,7 +67,11 @@ pub async fn run(conn: &mut Conn, opts: &Options, signals: Signals) -> anyhow::R
         if msg.id().is_some() {
             continue;
         }
-        let line = if opts.json { Some(r.raw) } else { plain(&msg) };
+        let line = if opts.json {
+            Some(escape(&r.raw, Mode::Json).into_owned())
+        } else {
+            plain(&msg)
+        };
         if let Some(line) = line
             && let Err(e) = emit(&line)
         {
@@ -98,25 +105,17 @@ fn emit(line: &str) -> io::Result<()> {
 /// The plain form of an event, or `None` for events plain output leaves out.
 fn plain(msg: &ServerMessage) -> Option<String> {
     match msg {
-        ServerMessage::Msg(m) => Some(format!("{}→{}: {}", m.from, m.to, one_line(&m.body))),
-        ServerMessage::Notice { body, .. } => Some(format!("#notice→*: {}", one_line(body))),
+        ServerMessage::Msg(m) => Some(format!(
+            "{}→{}: {}",
+            escape(&m.from, Mode::Line),
+            escape(&m.to, Mode::Line),
+            escape(&m.body, Mode::Line)
+        )),
+        ServerMessage::Notice { body, .. } => {
+            Some(format!("#notice→*: {}", escape(body, Mode::Line)))
+        }
         _ => None,
     }
-}
-
-/// Escapes what would break "one message, one line" or reach the terminal as a command.
-pub fn one_line(body: &str) -> String {
-    let mut out = String::with_capacity(body.len());
-    for c in body.chars() {
-        match c {
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push('\t'),
-            c if c.is_control() => out.extend(c.escape_unicode()),
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 #[cfg(test)]
@@ -138,6 +137,13 @@ mod tests {
             ts: 0,
         };
         assert_eq!(plain(&n).unwrap(), "#notice→*: reboot");
+        let b = ServerMessage::Msg(MsgEvent {
+            from: "eve\u{202e}".into(),
+            to: "*".into(),
+            body: "a\u{2067}b\u{9b}".into(),
+            ts: 0,
+        });
+        assert_eq!(plain(&b).unwrap(), "eve\\u{202e}→*: a\\u{2067}b\\u{9b}");
         assert_eq!(plain(&ServerMessage::Join { user: "x".into() }), None);
     }
 }

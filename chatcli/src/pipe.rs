@@ -10,6 +10,12 @@
 //! cannot be overtaken, and a server that refuses once will refuse again (its rate, not the
 //! round trip, is then what limits throughput). Only lines already in flight when that first
 //! refusal came can overtake it, and chatcli says so on stderr when that happens.
+//!
+//! Reports on stderr come in line order, whatever order the outcomes are known in: a line
+//! refused by chatcli itself (too long, not UTF-8) is known at once, one refused by chatd a
+//! round trip later. A report waits until every line before it is settled (answered, or
+//! reported), and at most [`MAX_WINDOW`] wait: past that, no more input is read until the
+//! server's answers free them.
 
 use crate::conn::{Conn, Received};
 use crate::fatal::Fatal;
@@ -17,7 +23,8 @@ use crate::input::{Content, Numbered, Source};
 use anyhow::Context as _;
 use proto::ErrorCode;
 use proto::message::{ClientRequest, Id, ServerMessage};
-use std::collections::VecDeque;
+use proto::text::{Mode, escape};
+use std::collections::{BTreeMap, VecDeque};
 use std::time::Duration;
 use tokio::io::AsyncRead;
 use tokio::time::Instant;
@@ -58,6 +65,8 @@ struct Sender<'a> {
     paused_until: Option<Instant>,
     accepted: u64,
     failed: u64,
+    /// Reports (failures, warnings) by line, waiting for the lines before them to settle.
+    held: BTreeMap<u64, String>,
 }
 
 /// Sends everything `input` yields; returns the number of lines that failed.
@@ -76,22 +85,26 @@ pub async fn run<R: AsyncRead + Unpin>(
         paused_until: None,
         accepted: 0,
         failed: 0,
+        held: BTreeMap::new(),
     };
     let mut input_done = false;
     loop {
         while s.may_send() {
             if let Some(item) = s.retry.pop_front() {
                 s.send(item);
-            } else if let Some(l) = input.try_next() {
+            } else if s.may_report()
+                && let Some(l) = input.try_next()
+            {
                 s.take(l);
             } else {
                 break;
             }
+            s.release();
         }
-        s.conn
-            .flush()
-            .await
-            .map_err(|e| s.stopped(s.conn.lost(Some(&e))))?;
+        if let Err(e) = s.conn.flush().await {
+            let lost = s.conn.lost(Some(&e));
+            return Err(s.stopped(lost).into());
+        }
         if input_done && s.retry.is_empty() && s.in_flight.is_empty() {
             return Ok(s.failed);
         }
@@ -99,21 +112,32 @@ pub async fn run<R: AsyncRead + Unpin>(
         tokio::select! {
             biased;
             got = s.conn.recv() => {
-                let got = got.map_err(|e| s.stopped(s.conn.lost(Some(&e))))?;
+                let got = match got {
+                    Ok(got) => got,
+                    Err(e) => {
+                        let lost = s.conn.lost(Some(&e));
+                        return Err(s.stopped(lost).into());
+                    }
+                };
                 match got {
                     Some(r) => s.on_server(r)?,
-                    None => return Err(s.stopped(s.conn.lost(None)).into()),
+                    None => {
+                        let lost = s.conn.lost(None);
+                        return Err(s.stopped(lost).into());
+                    }
                 }
+                s.release();
             }
             _ = tokio::time::sleep_until(wait_pause.unwrap_or_else(Instant::now)),
                 if wait_pause.is_some() => {
                 s.paused_until = None;
             }
-            l = input.next(), if !input_done && s.may_send() && s.retry.is_empty() => {
+            l = input.next(), if !input_done && s.may_send() && s.may_report() && s.retry.is_empty() => {
                 match l.context("cannot read stdin")? {
                     Some(l) => s.take(l),
                     None => input_done = true,
                 }
+                s.release();
             }
         }
     }
@@ -122,6 +146,11 @@ pub async fn run<R: AsyncRead + Unpin>(
 impl Sender<'_> {
     fn may_send(&self) -> bool {
         self.paused_until.is_none() && self.in_flight.len() < self.window()
+    }
+
+    /// Room for one more waiting report: the next input line may be taken.
+    fn may_report(&self) -> bool {
+        self.held.len() < MAX_WINDOW
     }
 
     /// Requests allowed in flight: one once the server has refused a line.
@@ -150,20 +179,63 @@ impl Sender<'_> {
         }
     }
 
+    /// Queues the message, or reports it as `too_large` when its request line would be over
+    /// the server's limit: checked on the line as encoded, where a control character takes
+    /// six bytes (`\u0001`), not on the input line.
     fn send(&mut self, item: Item) {
         let id = self.conn.next_id();
-        self.conn.queue(&ClientRequest::Msg {
+        let req = ClientRequest::Msg {
             to: self.opts.to.clone(),
             body: item.body.clone(),
             from: None,
             id: Some(Id::Int(id)),
-        });
-        self.in_flight.push_back((id, item));
+        };
+        match self.conn.queue_within(&req, self.opts.max_line_bytes) {
+            Ok(()) => self.in_flight.push_back((id, item)),
+            Err(len) => self.fail(
+                item.line,
+                ErrorCode::TooLarge.as_str(),
+                &format!(
+                    "{len} bytes once encoded as a request, over the limit of {} (see \
+                     --max-line-bytes); not sent",
+                    self.opts.max_line_bytes
+                ),
+            ),
+        }
     }
 
     fn fail(&mut self, line: u64, code: &str, why: &str) {
         self.failed += 1;
-        eprintln!("chatcli: line {line}: {code}: {why}");
+        // `why` may be the server's words.
+        self.report(
+            line,
+            format!("line {line}: {code}: {}", escape(why, Mode::Line)),
+        );
+    }
+
+    /// Holds a report on `line` until [`Sender::release`] finds every line before it settled.
+    fn report(&mut self, line: u64, text: String) {
+        self.held.insert(line, text);
+    }
+
+    /// Prints, in line order, the reports no unsettled line comes before.
+    fn release(&mut self) {
+        let open = self.first_open();
+        while let Some(entry) = self.held.first_entry() {
+            if open.is_some_and(|o| *entry.key() > o) {
+                break;
+            }
+            eprintln!("chatcli: {}", entry.remove());
+        }
+    }
+
+    /// The first line still waiting for an answer (in flight or to be sent again).
+    fn first_open(&self) -> Option<u64> {
+        self.in_flight
+            .iter()
+            .map(|(_, i)| i.line)
+            .chain(self.retry.iter().map(|i| i.line))
+            .min()
     }
 
     /// The request a reply answers: by `id`, or the oldest one when the server could not read
@@ -194,11 +266,12 @@ impl Sender<'_> {
                     self.accepted += 1;
                 }
                 if let Some(first) = self.retry.front().filter(|r| r.line < item.line) {
-                    eprintln!(
-                        "chatcli: warning: line {} was delivered before line {}, which the \
-                         server refused and chatcli sends again",
+                    let text = format!(
+                        "warning: line {} was delivered before line {}, which the server \
+                         refused and chatcli sends again",
                         item.line, first.line
                     );
+                    self.report(item.line, text);
                 }
                 self.backoff = FIRST_BACKOFF;
             }
@@ -232,15 +305,13 @@ impl Sender<'_> {
         }
     }
 
-    /// Adds to a fatal error which lines did not make it.
-    fn stopped(&self, f: Fatal) -> Fatal {
-        let first = self
-            .in_flight
-            .iter()
-            .map(|(_, i)| i.line)
-            .chain(self.retry.iter().map(|i| i.line))
-            .min();
-        match first {
+    /// Adds to a fatal error which lines did not make it, after the reports still held
+    /// (all on lines after the first one not confirmed, which the note names).
+    fn stopped(&mut self, f: Fatal) -> Fatal {
+        for (_, text) in std::mem::take(&mut self.held) {
+            eprintln!("chatcli: {text}");
+        }
+        match self.first_open() {
             Some(line) => f.with_note(format!(
                 "{} accepted; line {line} and the lines after it were not",
                 messages(self.accepted)

@@ -11,6 +11,7 @@ use rexpect::session::{Options, PtySession};
 use serde_json::json;
 use std::path::PathBuf;
 use std::process::Command;
+use std::time::{Duration, Instant};
 
 /// A history file of the test's own, empty at the start.
 fn history(test: &str) -> PathBuf {
@@ -245,6 +246,80 @@ fn server_errors_read_as_plain_words() {
         .unwrap();
     p.send_line("/quit").unwrap();
     assert_eq!(exit_code(p), 0);
+}
+
+#[test]
+fn a_message_over_the_line_limit_is_refused_before_it_is_sent() {
+    let d = Server::start(&["--rate", "0"]);
+    let rt = rt();
+    let mut alice = rt.block_on(Client::login(d.addr(), "alice"));
+    let mut p = spawn(
+        &d.addr().to_string(),
+        &["--user", "carol", "--to", "alice", "--max-line-bytes", "60"],
+        &history("limit"),
+        false,
+    );
+    p.exp_string(&bytes("carol→alice> ")).unwrap();
+    // 50 bytes typed; with the request around them (id 2), 94.
+    p.send_line(&"y".repeat(50)).unwrap();
+    p.exp_string(
+        "not sent: the message is 94 bytes once encoded, more than the server takes (60; see \
+         --max-line-bytes)",
+    )
+    .unwrap();
+    p.send_line("short").unwrap();
+    rt.block_on(async {
+        alice.expect(json!({"type":"join","user":"carol"})).await;
+        alice.expect(msg("carol", "alice", "short")).await;
+    });
+    p.send_line("/quit").unwrap();
+    assert_eq!(exit_code(p), 0);
+}
+
+/// A paste of `len` characters with no bracketed-paste marks (a terminal without them, or
+/// keys typed by a program): how long until the message reaches its recipient, and how many
+/// bytes chatcli wrote to the terminal meanwhile.
+fn paste(len: usize) -> (Duration, usize) {
+    let d = Server::start(&["--rate", "0"]);
+    let rt = rt();
+    let mut alice = rt.block_on(Client::login(d.addr(), "alice"));
+    let mut p = spawn(
+        &d.addr().to_string(),
+        &["--user", "carol", "--to", "alice"],
+        &history(&format!("paste{len}")),
+        false,
+    );
+    p.exp_string(&bytes("carol→alice> ")).unwrap();
+    rt.block_on(alice.expect(json!({"type":"join","user":"carol"})));
+    let text: String = "0123456789abcdef".chars().cycle().take(len).collect();
+    let started = Instant::now();
+    p.send_line(&text).unwrap();
+    let got = rt.block_on(alice.recv());
+    let took = started.elapsed();
+    assert_eq!(got["body"], text.as_str());
+    p.send_line("/quit").unwrap();
+    let shown = p.exp_eof().expect("chatcli did not exit");
+    (took, shown.len())
+}
+
+/// Far more than a linear paste needs on a slow machine (it takes some 50 ms), far less than
+/// the quadratic one took: 5 s in a debug build here, 19 s in the issue's measurement.
+const PASTE_BOUND: Duration = Duration::from_secs(3);
+
+#[test]
+fn a_paste_of_40_000_characters_is_taken_in_linear_time() {
+    let (took, shown) = paste(40_000);
+    eprintln!("40 000 characters pasted: sent after {took:?}, {shown} bytes drawn");
+    assert!(
+        took < PASTE_BOUND,
+        "a paste of 40 000 characters took {took:?}"
+    );
+    // Each character is drawn about once: the line is not redrawn at every row it fills
+    // (which drew 10 MB for this paste).
+    assert!(
+        shown < 10 * 40_000,
+        "{shown} bytes drawn for a paste of 40 000"
+    );
 }
 
 #[test]

@@ -62,6 +62,44 @@ fn json_prints_the_raw_events() {
 }
 
 #[test]
+fn controls_a_terminal_would_obey_are_escaped_in_both_forms() {
+    let d = Server::start(&["--rate", "0"]);
+    let rt = rt();
+    let mut alice = rt.block_on(Client::login(d.addr(), "alice"));
+    let plain = listener(&d.addr().to_string(), &["--count", "1"]);
+    rt.block_on(alice.expect(json!({"type":"join","user":"bot"})));
+    // U+202E reverses what follows; U+009B is an 8-bit CSI; DEL; and ESC [2J.
+    let body = r#""see \u202etxt.exe \u009b31m\u007f \u001b[2J""#;
+    rt.block_on(alice.send(&format!(r#"{{"type":"msg","to":"bot","body":{body}}}"#)));
+    assert_eq!(
+        plain.next_line(),
+        "alice→bot: see \\u{202e}txt.exe \\u{9b}31m\\u{7f} \\u{1b}[2J"
+    );
+    assert_eq!(plain.finish().code, 0);
+    rt.block_on(async {
+        alice.expect(json!({"type":"ok","delivered":1})).await;
+        alice
+            .expect(json!({"type":"leave","user":"bot","reason":"logout"}))
+            .await;
+    });
+
+    let raw = listener(&d.addr().to_string(), &["--json", "--count", "1"]);
+    rt.block_on(alice.expect(json!({"type":"join","user":"bot"})));
+    // Sent raw this time (JSON allows these unescaped): the listener writes them escaped.
+    let body = "\"see \u{202e}txt.exe \u{9b}31m\u{7f}\"";
+    rt.block_on(alice.send(&format!(r#"{{"type":"msg","to":"bot","body":{body}}}"#)));
+    let line = raw.next_line();
+    assert!(line.is_ascii(), "{line:?}");
+    assert!(
+        line.contains(r#""body":"see \u202etxt.exe \u009b31m\u007f""#),
+        "{line}"
+    );
+    let m: serde_json::Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(m["body"], "see \u{202e}txt.exe \u{9b}31m\u{7f}");
+    assert_eq!(raw.finish().code, 0);
+}
+
+#[test]
 fn sigterm_stops_the_listener_cleanly() {
     let d = Server::start(&["--rate", "0"]);
     let rt = rt();

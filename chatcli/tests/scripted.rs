@@ -89,6 +89,36 @@ fn an_absent_recipient_fails_every_line_with_its_number_and_code() {
 }
 
 #[test]
+fn reports_come_in_line_order_whoever_refused_the_line() {
+    // Lines 1, 4 and 6 go to chatd, which refuses them a round trip later (nobody named
+    // carol); 2, 3, 5 and 7 chatcli refuses at once, before any answer can be back.
+    let d = Server::start(&["--rate", "0"]);
+    let mut c = cmd(&d.addr().to_string());
+    c.args(["--user", "bot", "--to", "carol", "--max-line-bytes", "60"]);
+    let mut input = b"one\n".to_vec();
+    input.extend_from_slice(&[b'x'; 61]);
+    input.extend_from_slice(b"\n\xff\nfour\n\x01\x01\x01\nsix\n\xfe\n");
+    let out = run(c, &input);
+    assert_eq!(out.code, 1, "{out:?}");
+    let lines: Vec<u64> = out
+        .stderr
+        .lines()
+        .map(|l| {
+            let n = l
+                .strip_prefix("chatcli: line ")
+                .unwrap_or_else(|| panic!("{l}"));
+            n[..n.find(':').unwrap()].parse().unwrap()
+        })
+        .collect();
+    assert_eq!(lines, [1, 2, 3, 4, 5, 6, 7], "{}", out.stderr);
+    assert!(
+        out.stderr.starts_with("chatcli: line 1: unknown_user: "),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
 fn require_delivered_fails_a_message_nobody_got() {
     let d = Server::start(&["--rate", "0"]);
     let addr = d.addr().to_string();
@@ -262,19 +292,58 @@ fn over_long_and_binary_lines_are_reported_and_the_rest_sent() {
     let rt = rt();
     let mut alice = rt.block_on(Client::login(d.addr(), "alice"));
     let mut c = cmd(&d.addr().to_string());
-    c.args(["--user", "bot", "--to", "alice", "--max-line-bytes", "10"]);
-    let out = run(c, b"ok 1\nthis line is too long\n\xff\xfe\nok 2\n");
+    // A limit of 60 takes `ok 1` (a request of 46 bytes) but not three bytes \x01, 3 bytes
+    // in but 18 once escaped (a request of 62).
+    c.args(["--user", "bot", "--to", "alice", "--max-line-bytes", "60"]);
+    let mut input = b"ok 1\n".to_vec();
+    input.extend_from_slice(&[b'x'; 61]);
+    input.extend_from_slice(b"\n\xff\xfe\n\x01\x01\x01\nok 2\n");
+    let out = run(c, &input);
     assert_eq!(out.code, 1, "{out:?}");
     assert_eq!(
         out.stderr,
-        "chatcli: line 2: too_large: longer than 10 bytes, not sent (see --max-line-bytes)\n\
-         chatcli: line 3: bad_request: not valid UTF-8, not sent\n"
+        "chatcli: line 2: too_large: longer than 60 bytes, not sent (see --max-line-bytes)\n\
+         chatcli: line 3: bad_request: not valid UTF-8, not sent\n\
+         chatcli: line 4: too_large: 62 bytes once encoded as a request, over the limit of 60 \
+         (see --max-line-bytes); not sent\n"
     );
     rt.block_on(async {
         alice.expect(json!({"type":"join","user":"bot"})).await;
         alice.expect(msg("bot", "alice", "ok 1")).await;
         alice.expect(msg("bot", "alice", "ok 2")).await;
     });
+}
+
+#[test]
+fn the_limit_applies_to_the_request_as_encoded_so_chatd_never_refuses_one() {
+    let d = Server::start(&["--rate", "0"]);
+    let rt = rt();
+    let mut alice = rt.block_on(Client::login(d.addr(), "alice"));
+    let mut c = cmd(&d.addr().to_string());
+    c.args(["--user", "bot", "--to", "alice"]);
+    // 20 000 bytes in, within the default 65 536; 120 000 once each is escaped as \u0001.
+    let mut input = b"before\n".to_vec();
+    input.extend_from_slice(&[1u8; 20_000]);
+    input.extend_from_slice(b"\nafter\n");
+    let out = run(c, &input);
+    assert_eq!(out.code, 1, "{out:?}");
+    let len = r#"{"type":"msg","to":"alice","body":"","id":3}"#.len() + 6 * 20_000;
+    assert_eq!(
+        out.stderr,
+        format!(
+            "chatcli: line 2: too_large: {len} bytes once encoded as a request, over the limit \
+             of 65536 (see --max-line-bytes); not sent\n"
+        )
+    );
+    rt.block_on(async {
+        alice.expect(json!({"type":"join","user":"bot"})).await;
+        alice.expect(msg("bot", "alice", "before")).await;
+        alice.expect(msg("bot", "alice", "after")).await;
+    });
+    // Refused by chatcli, not by chatd: nothing over the limit was sent.
+    let stats = d.chatctl(&["stats", "--json"]);
+    let stats: serde_json::Value = serde_json::from_str(&stats.stdout).unwrap();
+    assert_eq!(stats["errors"]["too_large"], 0, "{stats}");
 }
 
 #[test]

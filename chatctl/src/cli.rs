@@ -27,11 +27,18 @@ The socket is --socket, else $CHATD_ADMIN_SOCKET, else /run/chatd/admin.sock whe
 root, when /run/chatd is writable or when that socket exists, else
 $XDG_RUNTIME_DIR/chatd/admin.sock: the rule chatd itself follows.
 
+chatctl does not trust what answers on the socket: the whole exchange, from connecting to the
+end of the answer, must be over within 5 s (for watch, up to its `watching` line; the events
+then come as they happen); no line from chatd may be longer than 16 MiB (watch skips such a
+line and goes on); and chatd's strings are printed with control characters escaped (\u{1b},
+\u{202e}; with --json as JSON escapes), so none can command the terminal.
+
 Exit status:
   0  done
   1  chatd answered no (unknown user, not allowed to administer, bad request)
   2  bad command line, or no socket path could be determined
-  3  cannot reach chatd (no such file, permission denied, connection refused, no answer)";
+  3  cannot reach chatd (no such file, permission denied, connection refused, no answer
+     within 5 s, an answer that is not chatd's or a line over 16 MiB, chatd closed)";
 
 #[derive(Debug, Parser)]
 #[command(

@@ -10,8 +10,9 @@ mod output;
 
 use clap::Parser;
 use cli::{Cli, Command, EXIT_OK, EXIT_REFUSED};
-use client::{Conn, CtlError};
+use client::{Conn, CtlError, RawLine};
 use proto::admin::{Request, Response};
+use proto::text::{Mode, escape};
 use serde::Serialize;
 use std::io::{self, Write};
 use std::process::ExitCode;
@@ -22,7 +23,8 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::from(EXIT_OK),
         Err(e) if is_broken_pipe(&e) => ExitCode::from(EXIT_OK),
         Err(e) => {
-            eprintln!("chatctl: {e:#}");
+            // The message may quote the daemon: nothing in it may command the terminal.
+            eprintln!("chatctl: {}", escape(&format!("{e:#}"), Mode::Line));
             let code = e
                 .downcast_ref::<CtlError>()
                 .map_or(EXIT_REFUSED, CtlError::exit_code);
@@ -57,7 +59,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             else {
                 return Err(unexpected(&conn));
             };
-            print(&format!("kicked {user}\n"))
+            print(&format!("kicked {}\n", escape(&user, Mode::Line)))
         }
         Command::Notice { text } => {
             let body = text.join(" ");
@@ -83,8 +85,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 return Err(unexpected(&conn));
             };
             if o.json {
-                let line = serde_json::to_string(&status)?;
-                print(&format!("{line}\n"))
+                print(&output::json_line(&serde_json::to_string(&status)?))
             } else {
                 print(&output::status(&status, &path.display().to_string()))
             }
@@ -98,10 +99,18 @@ fn watch(conn: &mut Conn, json: bool) -> anyhow::Result<()> {
     let Response::Watching = conn.request(&Request::Watch)? else {
         return Err(unexpected(conn));
     };
-    conn.wait_forever()?;
+    conn.wait_forever();
     while let Some(line) = conn.next_raw()? {
+        let RawLine::Line(line) = line else {
+            // Skipped without being stored; the stream goes on.
+            eprintln!(
+                "chatctl: skipped a line from chatd longer than {} MiB",
+                client::MAX_LINE_BYTES >> 20
+            );
+            continue;
+        };
         let text = match client::parse(conn.path(), &line) {
-            Ok(r) if json => format!("{}\n", serde_json::to_string(&r)?),
+            Ok(r) if json => output::json_line(&serde_json::to_string(&r)?),
             Ok(Response::Event(e)) => output::event(&e),
             Ok(Response::Lagged { missed }) => output::lagged(missed),
             Ok(_) => continue,
@@ -134,7 +143,5 @@ fn print(text: &str) -> anyhow::Result<()> {
 }
 
 fn print_json(v: &impl Serialize) -> anyhow::Result<()> {
-    let mut text = serde_json::to_string_pretty(v)?;
-    text.push('\n');
-    print(&text)
+    print(&output::json_line(&serde_json::to_string_pretty(v)?))
 }

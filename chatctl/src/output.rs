@@ -1,7 +1,25 @@
 //! Text output: the users table, the stats block, the status line and one line per watched
 //! event. Plain `format!` with computed widths; scripts use `--json` instead of parsing these.
+//!
+//! Every string that came from the daemon goes through `proto::text` before it is printed
+//! (as [`shown`], or [`json_line`] for `--json`): a name, a peer or an error code holding an
+//! escape sequence or a bidirectional control is shown as `\u{1b}`, `\u{202e}`, never obeyed
+//! by the terminal.
 
 use proto::admin::{Event, EventKind, Session, Stats, Status};
+use proto::text::{Mode, escape};
+use std::borrow::Cow;
+
+/// A string from the daemon, safe to print on one line.
+fn shown(s: &str) -> Cow<'_, str> {
+    escape(s, Mode::Line)
+}
+
+/// JSON text for `--json`, with its line end: the characters a terminal would obey are
+/// written as JSON escapes, which leaves every value as it was.
+pub fn json_line(text: &str) -> String {
+    format!("{}\n", escape(text.trim_end(), Mode::Json))
+}
 
 /// `1h02m`, `3m04s`, `5s`: the two largest units, enough to read at a glance.
 pub fn duration(ms: u64) -> String {
@@ -51,8 +69,8 @@ pub fn users(sessions: &[Session]) -> String {
         .iter()
         .map(|s| {
             vec![
-                s.user.clone(),
-                s.peer.clone(),
+                shown(&s.user).into_owned(),
+                shown(&s.peer).into_owned(),
                 duration(s.connected_ms),
                 duration(s.idle_ms),
                 s.sent.to_string(),
@@ -81,7 +99,7 @@ pub fn stats(s: &Stats) -> String {
         .errors
         .iter()
         .filter(|(_, n)| **n > 0)
-        .map(|(code, n)| format!("{code} {n}"))
+        .map(|(code, n)| format!("{} {n}", shown(code)))
         .collect();
     let errors = if errors.is_empty() {
         "none".to_owned()
@@ -96,7 +114,7 @@ pub fn stats(s: &Stats) -> String {
          messages     {} relayed, {} delivered\n\
          bytes        {} in, {} out\n\
          errors       {errors}\n",
-        s.server,
+        shown(&s.server),
         s.pid,
         duration(s.uptime_ms),
         s.connections,
@@ -113,7 +131,7 @@ pub fn stats(s: &Stats) -> String {
 pub fn status(s: &Status, path: &str) -> String {
     format!(
         "{} is up: pid {}, uptime {}, {} users, {} connections ({path})\n",
-        s.server,
+        shown(&s.server),
         s.pid,
         duration(s.uptime_ms),
         s.users,
@@ -125,24 +143,38 @@ pub fn status(s: &Status, path: &str) -> String {
 pub fn event(e: &Event) -> String {
     let ts = utc(e.ts);
     let rest = match &e.kind {
-        EventKind::Connect { peer } => format!("connect peer={peer}"),
+        EventKind::Connect { peer } => format!("connect peer={}", shown(peer)),
         EventKind::Disconnect { peer, reason } => {
-            format!("disconnect peer={peer} reason={reason} (never logged in)")
+            format!(
+                "disconnect peer={} reason={reason} (never logged in)",
+                shown(peer)
+            )
         }
-        EventKind::Login { user, peer } => format!("login   user={user} peer={peer}"),
+        EventKind::Login { user, peer } => {
+            format!("login   user={} peer={}", shown(user), shown(peer))
+        }
         EventKind::Logout { user, peer, reason } => {
-            format!("logout  user={user} peer={peer} reason={reason}")
+            format!(
+                "logout  user={} peer={} reason={reason}",
+                shown(user),
+                shown(peer)
+            )
         }
         EventKind::Kick { user, reason, by } => match reason {
-            Some(r) => format!("kick    user={user} by=uid:{by} reason={r:?}"),
-            None => format!("kick    user={user} by=uid:{by}"),
+            Some(r) => format!(
+                "kick    user={} by=uid:{by} reason={}",
+                shown(user),
+                shown(&format!("{r:?}"))
+            ),
+            None => format!("kick    user={} by=uid:{by}", shown(user)),
         },
         EventKind::Notice { delivered, by } => {
             format!("notice  delivered={delivered} by=uid:{by}")
         }
         EventKind::Error { code, user, peer } => format!(
-            "error   code={code} user={} peer={peer}",
-            user.as_deref().unwrap_or("-")
+            "error   code={code} user={} peer={}",
+            shown(user.as_deref().unwrap_or("-")),
+            shown(peer)
         ),
     };
     format!("{ts} {rest}\n")
@@ -159,22 +191,23 @@ pub fn unknown_event(line: &str, json: bool) -> Option<String> {
     }
     let kind = obj.get("event")?.as_str()?;
     if json {
-        return Some(format!("{}\n", line.trim_end()));
+        return Some(json_line(line));
     }
     let ts = obj
         .get("ts")
         .and_then(serde_json::Value::as_u64)
         .unwrap_or(0);
-    let mut text = format!("{} {kind}", utc(ts));
+    let mut text = format!("{} {}", utc(ts), shown(kind));
     for (key, value) in obj {
         if matches!(key.as_str(), "type" | "ts" | "event") {
             continue;
         }
+        let key = shown(key);
         match value.as_str() {
             Some(s) if !s.is_empty() && !s.contains([' ', '"', '=']) => {
-                text.push_str(&format!(" {key}={s}"));
+                text.push_str(&format!(" {key}={}", shown(s)));
             }
-            _ => text.push_str(&format!(" {key}={value}")),
+            _ => text.push_str(&format!(" {key}={}", shown(&value.to_string()))),
         }
     }
     text.push('\n');
@@ -269,6 +302,45 @@ mod tests {
         assert_eq!(unknown_event(line, true).unwrap(), format!("{line}\n"));
         assert_eq!(unknown_event(r#"{"type":"status"}"#, false), None);
         assert_eq!(unknown_event("not json", false), None);
+    }
+
+    #[test]
+    fn the_daemons_strings_are_shown_not_obeyed() {
+        let s = Session {
+            user: "eve\u{202e}".into(),
+            peer: "\u{1b}[2J".into(),
+            connected_at: 0,
+            connected_ms: 0,
+            idle_ms: 0,
+            sent: 0,
+            received: 0,
+            queue: 0,
+            queue_max: 1,
+        };
+        let table = users(&[s]);
+        assert!(table.contains("eve\\u{202e}  \\u{1b}[2J"), "{table}");
+        let e = Event {
+            ts: 0,
+            kind: EventKind::Kick {
+                user: "a\u{9b}".into(),
+                reason: Some("\u{2067}x\ny".into()),
+                by: 0,
+            },
+        };
+        assert!(
+            event(&e).ends_with("kick    user=a\\u{9b} by=uid:0 reason=\"\\u{2067}x\\ny\"\n"),
+            "{}",
+            event(&e)
+        );
+        let line = "{\"type\":\"event\",\"ts\":0,\"event\":\"x\u{202e}\",\"k\\u001b\":\"\u{7f}\",\"n\":\"a b\u{2066}\"}";
+        let text = unknown_event(line, false).unwrap();
+        assert!(text.is_ascii(), "{text}");
+        assert_eq!(
+            text,
+            "1970-01-01T00:00:00.000Z x\\u{202e} k\\u{1b}=\\u{7f} n=\"a b\\u{2066}\"\n"
+        );
+        assert!(unknown_event(line, true).unwrap().is_ascii());
+        assert_eq!(json_line("{\"a\":\"\u{202e}\"}\n"), "{\"a\":\"\\u202e\"}\n");
     }
 
     #[test]

@@ -3,10 +3,12 @@
 //! makes `cargo test --workspace` build the chatctl binary the end-to-end tests use.)
 //! The tests with a daemon (served in-process) are in `tests/tests/admin_*.rs`.
 
-use e2e::{Run, chatctl_at, copy_for_others, run, run_as, run_bin, socket_dir};
-use std::io::{BufRead, BufReader, Write};
-use std::os::unix::net::UnixListener;
-use std::path::{Path, PathBuf};
+mod common;
+
+use common::{fake, hold, tmp};
+use e2e::{Run, chatctl_at, copy_for_others, run, run_as, run_bin};
+use std::io::Write;
+use std::path::Path;
 use std::process::Command;
 
 /// chatctl with these arguments and no `CHATD_ADMIN_SOCKET`: exit code, stdout, stderr.
@@ -14,13 +16,6 @@ fn chatctl(args: &[&str]) -> (i32, String, String) {
     run_bin("chatctl", args, |c| {
         c.env_remove(proto::admin::SOCKET_ENV);
     })
-}
-
-/// A private directory for a socket, and the socket's path in it.
-fn tmp() -> (tempfile::TempDir, PathBuf) {
-    let dir = socket_dir();
-    let path = dir.path().join("admin.sock");
-    (dir, path)
 }
 
 #[test]
@@ -35,6 +30,9 @@ fn help_shows_examples_the_socket_rule_and_exit_codes() {
         "$XDG_RUNTIME_DIR/chatd/admin.sock",
         "Exit status:",
         "3  cannot reach chatd",
+        "within 5 s",
+        "longer than 16 MiB",
+        "control characters escaped",
     ] {
         assert!(out.contains(text), "--help lacks {text:?}:\n{out}");
     }
@@ -93,20 +91,12 @@ fn a_file_nobody_listens_on_is_connection_refused_exit_3() {
     );
 }
 
-/// Something that is not chatd listens on the path and answers `reply` to each line (or
-/// nothing at all, when `reply` is `None`).
+/// Something that is not chatd listens on the path and answers `reply` to the request (or
+/// nothing at all, holding the connection open, when `reply` is `None`).
 fn impostor(path: &Path, reply: Option<&'static str>) -> std::thread::JoinHandle<()> {
-    let listener = UnixListener::bind(path).unwrap();
-    std::thread::spawn(move || {
-        let (stream, _) = listener.accept().unwrap();
-        let mut reader = BufReader::new(stream);
-        let mut line = String::new();
-        reader.read_line(&mut line).unwrap();
-        match reply {
-            Some(r) => reader.get_mut().write_all(r.as_bytes()).unwrap(),
-            // Hold the connection open until chatctl gives up and closes it.
-            None => while reader.read_line(&mut line).unwrap_or(0) > 0 {},
-        }
+    fake(path, move |mut stream, _| match reply {
+        Some(r) => stream.write_all(r.as_bytes()).unwrap(),
+        None => hold(stream),
     })
 }
 

@@ -11,6 +11,8 @@
 //! - [`encode`]: the server's writers for replies and events, straight into a byte buffer.
 //! - [`message`]: owned, typed requests and server messages for clients.
 //! - [`admin`]: the admin channel's request and response types (Unix socket, JSON lines).
+//! - [`text`]: text from the other end made safe to show on a terminal (control characters
+//!   escaped), for every client.
 
 pub mod admin;
 pub mod codec;
@@ -18,6 +20,7 @@ pub mod encode;
 pub mod message;
 pub mod name;
 pub mod request;
+pub mod text;
 
 mod code;
 mod flat;

@@ -146,6 +146,18 @@ impl NameKey {
         // Built only from validated ASCII.
         std::str::from_utf8(&self.bytes[..self.len as usize]).expect("keys are ASCII")
     }
+
+    /// True when `s` is a valid name with this key: the same user, whatever the ASCII case.
+    pub fn is(&self, s: &str) -> bool {
+        NameKey::new(s).as_ref() == Some(self)
+    }
+
+    /// True when the name starts with `prefix`, ignoring ASCII case (completing a name that
+    /// is half typed). Every name starts with the empty prefix.
+    pub fn starts_with(&self, prefix: &str) -> bool {
+        let key = self.as_str().as_bytes();
+        key.len() >= prefix.len() && key[..prefix.len()].eq_ignore_ascii_case(prefix.as_bytes())
+    }
 }
 
 impl fmt::Debug for NameKey {
@@ -224,6 +236,20 @@ mod tests {
         assert_eq!(a.as_str(), "Bob");
         assert_ne!(a, b);
         assert_eq!(NameKey::new("x y"), None);
+    }
+
+    #[test]
+    fn a_key_matches_names_and_prefixes_ignoring_case() {
+        let bob = NameKey::new("Bob").unwrap();
+        assert!(bob.is("bOB"));
+        assert!(!bob.is("bobby"));
+        assert!(!bob.is("b b"));
+        for p in ["", "b", "BO", "bOb"] {
+            assert!(bob.starts_with(p), "{p:?}");
+        }
+        for p in ["x", "bobb", "ö"] {
+            assert!(!bob.starts_with(p), "{p:?}");
+        }
     }
 
     #[test]

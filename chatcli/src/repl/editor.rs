@@ -12,6 +12,7 @@
 //! own thread too, fed by a channel the session never waits on.
 
 use anyhow::Context as _;
+use proto::NameKey;
 use rustyline::completion::Completer;
 use rustyline::error::ReadlineError;
 use rustyline::highlight::Highlighter;
@@ -187,11 +188,10 @@ pub struct Completion {
 
 impl Completion {
     fn names_starting(&self, prefix: &str, suffix: &str) -> Vec<String> {
-        let prefix = prefix.to_ascii_lowercase();
         let names = self.names.lock().unwrap_or_else(|p| p.into_inner());
         names
             .iter()
-            .filter(|n| n.to_ascii_lowercase().starts_with(&prefix))
+            .filter(|n| NameKey::new(n).is_some_and(|k| k.starts_with(prefix)))
             .map(|n| format!("{n}{suffix}"))
             .collect()
     }
@@ -242,26 +242,6 @@ impl Hinter for Completion {
 impl Highlighter for Completion {}
 impl Validator for Completion {}
 impl Helper for Completion {}
-
-/// The terminal settings from before rustyline, put back when the process must end while the
-/// editor thread is still inside `readline` (a kick): that thread never gets to restore them.
-pub struct SavedTerminal(Option<libc::termios>);
-
-impl SavedTerminal {
-    pub fn save() -> SavedTerminal {
-        // SAFETY: tcgetattr writes only into the termios we own; zeroed is a valid value.
-        let mut t: libc::termios = unsafe { std::mem::zeroed() };
-        let ok = unsafe { libc::tcgetattr(libc::STDIN_FILENO, &mut t) } == 0;
-        SavedTerminal(ok.then_some(t))
-    }
-
-    pub fn restore(&self) {
-        if let Some(t) = &self.0 {
-            // SAFETY: passes back settings tcgetattr gave us for the same descriptor.
-            unsafe { libc::tcsetattr(libc::STDIN_FILENO, libc::TCSANOW, t) };
-        }
-    }
-}
 
 #[cfg(test)]
 mod tests {

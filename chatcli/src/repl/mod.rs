@@ -8,29 +8,34 @@
 
 mod command;
 mod editor;
+mod paste;
 mod render;
+mod terminal;
 
 use crate::cli::{Cli, EXIT_OK};
 use crate::conn::{Conn, Login, Received};
 use crate::fatal::Fatal;
 use command::{COMMANDS, Command};
-use editor::{EditorThread, FromEditor, Names, Printer, SavedTerminal};
-use proto::ErrorCode;
+use editor::{EditorThread, FromEditor, Names, Printer};
 use proto::message::{ClientRequest, Id, OkReply, ServerMessage};
+use proto::text::{Mode, escape};
+use proto::{ErrorCode, NameKey};
 use render::Render;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use terminal::TerminalGuard;
 
 /// Runs the interactive mode to its end; the terminal is left as it was found.
 pub fn run(cli: Cli) -> anyhow::Result<u8> {
-    let saved = SavedTerminal::save();
+    // Before rustyline is set up: it must read from the pty this puts in front of it.
+    let terminal = TerminalGuard::take_over();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
     let result = rt.block_on(session(cli));
     if result.is_err() {
-        // The editor thread may be inside readline with the terminal in raw mode.
-        saved.restore();
+        // The editor thread may be inside readline, with bracketed paste on.
+        terminal.restore();
         eprintln!();
     }
     result
@@ -51,6 +56,8 @@ struct Session {
     target: Option<String>,
     names: Names,
     pending: HashMap<i64, Pending>,
+    /// The server's line limit (`--max-line-bytes`), checked on each request as encoded.
+    max_line_bytes: usize,
 }
 
 async fn session(cli: Cli) -> anyhow::Result<u8> {
@@ -77,6 +84,7 @@ async fn session(cli: Cli) -> anyhow::Result<u8> {
         target: (cli.to != "*").then(|| cli.to.clone()),
         names,
         pending: HashMap::new(),
+        max_line_bytes: cli.max_line_bytes,
     };
     s.set_users(ok.users.as_deref().unwrap_or_default());
     s.welcome(&ok);
@@ -144,9 +152,11 @@ async fn log_in(
 
 impl Session {
     fn prompt(&self) -> String {
+        // Both names came from the server.
+        let me = escape(&self.me, Mode::Line);
         match &self.target {
-            Some(t) => format!("{}→{t}> ", self.me),
-            None => format!("{}> ", self.me),
+            Some(t) => format!("{me}→{}> ", escape(t, Mode::Line)),
+            None => format!("{me}> "),
         }
     }
 
@@ -170,18 +180,20 @@ impl Session {
     }
 
     fn set_users(&self, users: &[String]) {
+        let me = NameKey::new(&self.me);
         let mut names = self.names.lock().unwrap_or_else(|p| p.into_inner());
         *names = users
             .iter()
-            .filter(|u| !u.eq_ignore_ascii_case(&self.me))
+            .filter(|u| me.is_none_or(|me| !me.is(u)))
             .cloned()
             .collect();
         names.sort();
     }
 
     fn knows(&self, name: &str) -> Option<String> {
+        let key = NameKey::new(name)?;
         let names = self.names.lock().unwrap_or_else(|p| p.into_inner());
-        names.iter().find(|n| n.eq_ignore_ascii_case(name)).cloned()
+        names.iter().find(|n| key.is(n)).cloned()
     }
 
     /// Acts on one typed line; `false` ends the session.
@@ -227,13 +239,22 @@ impl Session {
 
     fn send(&mut self, to: String, body: &str) {
         let id = self.conn.next_id();
-        self.conn.queue(&ClientRequest::Msg {
+        let req = ClientRequest::Msg {
             to: to.clone(),
             body: body.to_owned(),
             from: None,
             id: Some(Id::Int(id)),
-        });
-        self.pending.insert(id, Pending::Msg { to });
+        };
+        match self.conn.queue_within(&req, self.max_line_bytes) {
+            Ok(()) => {
+                self.pending.insert(id, Pending::Msg { to });
+            }
+            Err(len) => self.say(self.render.error(&format!(
+                "not sent: the message is {len} bytes once encoded, more than the server takes \
+                 ({}; see --max-line-bytes)",
+                self.max_line_bytes
+            ))),
+        }
     }
 
     fn on_server(&mut self, r: Received) -> Result<(), Fatal> {
@@ -242,8 +263,9 @@ impl Session {
             ServerMessage::Msg(m) => self.say(self.render.msg(&m)),
             ServerMessage::Join { user } => {
                 {
+                    let key = NameKey::new(&user);
                     let mut names = self.names.lock().unwrap_or_else(|p| p.into_inner());
-                    if !names.iter().any(|n| n.eq_ignore_ascii_case(&user)) {
+                    if !names.iter().any(|n| key.is_some_and(|k| k.is(n))) {
                         names.push(user.clone());
                         names.sort();
                     }
@@ -251,10 +273,11 @@ impl Session {
                 self.say(self.render.join(&user));
             }
             ServerMessage::Leave { user, reason } => {
+                let key = NameKey::new(&user);
                 self.names
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
-                    .retain(|n| !n.eq_ignore_ascii_case(&user));
+                    .retain(|n| key.is_none_or(|k| !k.is(n)));
                 self.say(self.render.leave(&user, reason));
             }
             ServerMessage::Notice { body, ts } => self.say(self.render.notice(&body, ts)),

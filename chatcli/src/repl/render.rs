@@ -3,11 +3,14 @@
 //! Every line starts with the local time (`[14:03]`). A broadcast reads `[14:03] bob: hi`; a
 //! private message reads `[14:03] bob → you: hi` and is coloured differently, so the two
 //! differ even without colour. Colour is used only on a terminal, never when `NO_COLOR` is set
-//! (and not empty) or `TERM` is `dumb`. Bodies are shown with control characters escaped: a
-//! message must not be able to move the cursor or recolour the screen.
+//! (and not empty) or `TERM` is `dumb`. Everything the server sent (bodies, names, its error
+//! messages) is shown with control characters escaped by `proto::text` (bidirectional
+//! controls included): a message must not be able to move the cursor, recolour the screen
+//! or reorder what is shown.
 
 use proto::LeaveReason;
 use proto::message::MsgEvent;
+use proto::text::{Mode, escape};
 use std::io::IsTerminal as _;
 
 use anstyle::{AnsiColor, Style};
@@ -48,17 +51,18 @@ impl Render {
 
     pub fn msg(&self, m: &MsgEvent) -> String {
         let time = clock(m.ts);
-        let body = safe(&m.body);
+        let body = escape(&m.body, Mode::Lines);
+        let from = escape(&m.from, Mode::Line);
         if m.is_broadcast() {
-            format!("[{time}] {}: {body}", self.paint(NAME, &m.from))
+            format!("[{time}] {}: {body}", self.paint(NAME, &from))
         } else {
-            let head = format!("{} → you:", m.from);
+            let head = format!("{from} → you:");
             format!("[{time}] {} {body}", self.paint(PRIVATE, &head))
         }
     }
 
     pub fn join(&self, user: &str) -> String {
-        self.event(&format!("{user} joined"))
+        self.event(&format!("{} joined", escape(user, Mode::Line)))
     }
 
     pub fn leave(&self, user: &str, reason: LeaveReason) -> String {
@@ -70,42 +74,30 @@ impl Render {
             LeaveReason::SlowConsumer => "was dropped (not reading)",
             _ => "left",
         };
-        self.event(&format!("{user} {why}"))
+        self.event(&format!("{} {why}", escape(user, Mode::Line)))
     }
 
     pub fn notice(&self, body: &str, ts: u64) -> String {
         let head = self.paint(NOTICE, "notice from the administrator:");
-        format!("[{}] {head} {}", clock(ts), safe(body))
+        format!("[{}] {head} {}", clock(ts), escape(body, Mode::Lines))
     }
 
-    /// A line of our own: help, the user list, confirmations.
+    /// A line of our own: help, the user list, confirmations. Whatever in `text` came from
+    /// the server is escaped here, so callers need not.
     pub fn info(&self, text: &str) -> String {
-        self.event(text)
+        self.event(&escape(text, Mode::Lines))
     }
 
-    /// Something the user asked for did not happen.
+    /// Something the user asked for did not happen (escaped like [`Render::info`]).
     pub fn error(&self, text: &str) -> String {
-        format!("[{}] {}", clock(now_ms()), self.paint(ERROR, text))
+        let text = escape(text, Mode::Lines);
+        format!("[{}] {}", clock(now_ms()), self.paint(ERROR, &text))
     }
 
     fn event(&self, text: &str) -> String {
         let line = format!("[{}] -- {text}", clock(now_ms()));
         self.paint(EVENT, &line)
     }
-}
-
-/// A body with every control character but new line and tab made visible.
-fn safe(body: &str) -> String {
-    body.chars()
-        .flat_map(|c| {
-            let visible: Vec<char> = if c.is_control() && c != '\n' && c != '\t' {
-                c.escape_unicode().collect()
-            } else {
-                vec![c]
-            };
-            visible
-        })
-        .collect()
 }
 
 fn now_ms() -> u64 {
@@ -161,6 +153,21 @@ mod tests {
         let line = r.msg(&msg("*", "\u{1b}[2Jgotcha\u{7}"));
         assert!(!line.contains('\u{1b}'));
         assert!(line.contains("\\u{1b}[2Jgotcha\\u{7}"), "{line}");
+    }
+
+    #[test]
+    fn bidi_controls_from_the_server_are_shown_not_obeyed() {
+        let r = Render::new(false);
+        let line = r.msg(&msg("*", "see \u{202e}txt.exe"));
+        assert!(line.ends_with("bob: see \\u{202e}txt.exe"), "{line}");
+        let m = MsgEvent {
+            from: "m\u{2066}allory".into(),
+            ..msg("alice", "x")
+        };
+        assert!(r.msg(&m).contains("m\\u{2066}allory → you: x"));
+        assert!(r.join("e\u{1b}[2Jve").ends_with("e\\u{1b}[2Jve joined"));
+        assert!(r.notice("a\u{200f}b", 0).ends_with("a\\u{200f}b"));
+        assert!(r.error("no\u{9b}").ends_with("no\\u{9b}"));
     }
 
     #[test]
