@@ -316,6 +316,8 @@ mod tests {
             received: 0,
             queue: 0,
             queue_max: 1,
+            queue_bytes: 0,
+            queue_bytes_max: 1,
         };
         let table = users(&[s]);
         assert!(table.contains("eve\\u{202e}  \\u{1b}[2J"), "{table}");
