@@ -251,3 +251,7 @@ pub fn changes(old: &Settings, new: &Settings) -> Vec<Change> {
 #[cfg(test)]
 #[path = "config_file_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "config_file_docs_tests.rs"]
+mod docs_tests;
