@@ -33,6 +33,9 @@ const OUT_INITIAL: usize = 2048;
 const READ_CHUNK: usize = 16 * 1024;
 /// Reads per wake-up before the connection lets its output and other tasks have a turn.
 const READS_PER_WAKE: usize = 4;
+/// The most one [`Connection::poll_serve`] reads: a read of this much means more is likely
+/// waiting, and the session then yields its worker before reading again.
+pub const READ_PER_TURN: usize = READ_CHUNK * READS_PER_WAKE;
 /// Reads of discarded input per poll while lingering, so a client that keeps sending cannot
 /// hold a worker.
 const DISCARDS_PER_POLL: usize = 16;

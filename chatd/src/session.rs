@@ -1,16 +1,17 @@
 //! One task per connection: read requests, answer them, write what other sessions queued.
 //!
 //! The task owns its [`Connection`] alone (over any stream: TCP, TLS) and waits in one poll
-//! on four things, in this order: its [`Mailbox`](crate::mailbox::Mailbox) (lines from other
-//! sessions, a close request), the stream having requests, the stream taking output (only
-//! while output is pending), and one timer (login timeout, slow-consumer grace, or the drain
-//! deadline while closing). Requests are served inside the read's poll, synchronously, by
+//! on four things, in this order: the stream taking output (only while output is pending),
+//! the stream having requests, its [`Mailbox`](crate::mailbox::Mailbox) (lines from other
+//! sessions, a close request), and one timer (login timeout, slow-consumer grace, or the
+//! drain deadline while closing). The client's own requests come before the mailbox, so a
+//! steady stream of lines from others cannot keep them waiting (`session_order.rs`). Requests are served inside the read's poll, synchronously, by
 //! `Core` (see `requests.rs`); every reply of one read and every line taken from the
 //! mailbox go into the connection's one output buffer. Where the session is in its life is
 //! its `Phase`; how it ends is a `Close`.
 
 use crate::config::Config;
-use crate::connection::{Connection, Io, OUT_HIGH_WATER, Read};
+use crate::connection::{Connection, Io, OUT_HIGH_WATER, READ_PER_TURN, Read};
 use crate::directory::Route;
 use crate::mailbox::{Bounds, CloseRequest, Taken};
 use crate::rate::TokenBucket;
@@ -194,6 +195,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             })
             .await;
             match wake {
+                Wake::Io(Io::Read(Ok(Read::Data(n)))) if n >= READ_PER_TURN => {
+                    // A client sending faster than it is served: without this, the task
+                    // would go on for as many turns as tokio's budget allows (megabytes of
+                    // requests, tens of milliseconds in a debug build) while the other
+                    // sessions of this worker, a bystander's `ping`, wait.
+                    tokio::task::yield_now().await;
+                }
                 Wake::Mailbox | Wake::Io(Io::Wrote(Ok(())) | Io::Read(Ok(Read::Data(_)))) => {}
                 Wake::Io(Io::Read(Ok(Read::Eof { mid_line }))) => {
                     let peer = self.core.guard.conn.peer;

@@ -2,11 +2,10 @@
 //! of an idle connection's memory (chatbench's idle scenario), and the allocator rounds it up
 //! to a size class, so a few bytes more in the session future can cost a whole class step.
 
-use chatd::directory::local::LocalDirectory;
-use chatd::server::Server;
+mod common;
+
 use chatd::session::run;
 use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 /// Records the largest allocation made while `RECORDING` is set.
@@ -54,13 +53,7 @@ fn a_session_task_stays_within_its_budget() {
             .await
             .unwrap();
         let (stream, peer) = listener.accept().await.unwrap();
-        let server = Arc::new(Server::new(
-            chatd::config::Config::default().into(),
-            Box::new(LocalDirectory::new()),
-        ));
-        let slot = Arc::new(tokio::sync::Semaphore::new(1))
-            .try_acquire_owned()
-            .unwrap();
+        let (server, slot) = common::server_and_slot();
         let tracker = tokio_util::task::TaskTracker::new();
         let fut = run(stream, peer, server, slot);
         eprintln!("session future: {} bytes", std::mem::size_of_val(&fut));

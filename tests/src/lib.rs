@@ -13,6 +13,7 @@
 //! - [`wait`]: [`DEADLINE`] and the waits on lines, descriptors and directories.
 
 pub mod admin;
+pub mod bystander;
 pub mod client;
 pub mod daemon;
 pub mod process;
@@ -21,6 +22,7 @@ pub mod serving;
 pub mod wait;
 
 pub use admin::{chatctl_at, chatctl_with, socket_dir};
+pub use bystander::{Bystander, Pings};
 pub use client::Client;
 pub use daemon::Chatd;
 pub use process::{
