@@ -12,7 +12,7 @@ use bytes::Bytes;
 /// Appends `s` as a JSON string literal. Plain text (the usual case, and every valid name) is
 /// copied as is; anything needing escapes goes through serde_json.
 pub fn json_str(buf: &mut Vec<u8>, s: &str) {
-    if s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+    if plain(s) {
         buf.push(b'"');
         buf.extend_from_slice(s.as_bytes());
         buf.push(b'"');
@@ -20,6 +20,11 @@ pub fn json_str(buf: &mut Vec<u8>, s: &str) {
         // Writing a str into a Vec cannot fail.
         serde_json::to_writer(&mut *buf, s).expect("serialize a str into a Vec");
     }
+}
+
+/// Whether `s` can be written between quotes as it is.
+fn plain(s: &str) -> bool {
+    s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\')
 }
 
 fn int(buf: &mut Vec<u8>, n: impl itoa::Integer) {
@@ -120,34 +125,45 @@ pub fn error(buf: &mut Vec<u8>, id: Option<Raw<'_>>, code: ErrorCode, message: &
 
 /// A delivered message. `body` is the JSON string literal as the sender wrote it.
 ///
-/// Allocated at its size: a recipient's queue holds the allocation, not just the line, so a
-/// buffer grown by doubling (as it was, for the `ts`) would pin twice what the queue's byte
-/// bound counts, and copy the line once more on the way.
+/// Allocated at exactly its size: a recipient's queue holds the allocation, not just the line,
+/// so slack would pin more than the queue's byte bound counts, and a `Vec` with spare capacity
+/// costs `Bytes` a second allocation for its shared header.
 pub fn msg_event(from: &str, to: &str, body: Raw<'_>, ts_ms: u64) -> Bytes {
-    let mut buf = Vec::with_capacity(msg_event_capacity(from, to, body));
-    msg_event_into(&mut buf, from, to, body, ts_ms);
+    let mut ts = itoa::Buffer::new();
+    let ts = ts.format(ts_ms).as_bytes();
+    let mut buf =
+        Vec::with_capacity(MSG_EVENT_FIXED + from.len() + to.len() + body.get().len() + ts.len());
+    msg_event_parts(&mut buf, from, to, body, ts);
+    debug_assert_eq!(buf.len(), buf.capacity());
     Bytes::from(buf)
 }
 
-/// The size of a `msg` event line between plain names (every valid name is plain, and `*`),
-/// at most: the fixed text, two quoted names, the body and a `ts` of up to 20 digits.
-fn msg_event_capacity(from: &str, to: &str, body: Raw<'_>) -> usize {
-    const FIXED: usize = r#"{"type":"msg","from":"","to":"","body":,"ts":}"#.len() + 1;
-    FIXED + from.len() + to.len() + body.get().len() + 20
+/// The text of a `msg` event other than its names, body and `ts`.
+const MSG_EVENT_FIXED: usize = r#"{"type":"msg","from":"","to":"","body":,"ts":}"#.len() + 1;
+
+/// [`msg_event`], appended to `buf`. `from` and `to` are valid names or `*`, which need no
+/// escaping.
+pub fn msg_event_into(buf: &mut Vec<u8>, from: &str, to: &str, body: Raw<'_>, ts_ms: u64) {
+    msg_event_parts(
+        buf,
+        from,
+        to,
+        body,
+        itoa::Buffer::new().format(ts_ms).as_bytes(),
+    );
 }
 
-/// [`msg_event`], appended to `buf`.
-pub fn msg_event_into(buf: &mut Vec<u8>, from: &str, to: &str, body: Raw<'_>, ts_ms: u64) {
-    open(buf, "msg", None);
-    buf.extend_from_slice(b",\"from\":");
-    json_str(buf, from);
-    buf.extend_from_slice(b",\"to\":");
-    json_str(buf, to);
-    buf.extend_from_slice(b",\"body\":");
+fn msg_event_parts(buf: &mut Vec<u8>, from: &str, to: &str, body: Raw<'_>, ts: &[u8]) {
+    debug_assert!(plain(from) && plain(to), "{from:?} {to:?}");
+    buf.extend_from_slice(b"{\"type\":\"msg\",\"from\":\"");
+    buf.extend_from_slice(from.as_bytes());
+    buf.extend_from_slice(b"\",\"to\":\"");
+    buf.extend_from_slice(to.as_bytes());
+    buf.extend_from_slice(b"\",\"body\":");
     buf.extend_from_slice(body.get().as_bytes());
     buf.extend_from_slice(b",\"ts\":");
-    int(buf, ts_ms);
-    close(buf);
+    buf.extend_from_slice(ts);
+    buf.extend_from_slice(b"}\n");
 }
 
 /// `{"type":"join","user":..}`.
@@ -214,15 +230,18 @@ mod tests {
     }
 
     #[test]
-    fn a_msg_event_fits_the_room_it_is_given() {
+    fn a_msg_event_is_allocated_at_its_size() {
         let body = raw("\"salut\"");
-        let mut buf = Vec::with_capacity(msg_event_capacity("alice", "bob", body));
-        let room = buf.capacity();
-        msg_event_into(&mut buf, "alice", "bob", body, u64::MAX);
-        assert_eq!(buf.capacity(), room, "no growth, even for the longest ts");
-        assert_eq!(buf.len(), room, "and no slack then");
-        let line = msg_event("alice", "*", body, 1_795_499_821_499);
-        assert!(line.len() + 7 <= msg_event_capacity("alice", "*", body));
+        for ts in [0, 9, 10, 1_795_499_821_499, u64::MAX] {
+            let line = msg_event("alice", "bob", body, ts);
+            let mut same = Vec::new();
+            msg_event_into(&mut same, "alice", "bob", body, ts);
+            assert_eq!(line, same);
+            // A `Vec` converted without spare capacity keeps its allocation: `Bytes` then
+            // needs no shared header of its own. `try_into_mut` gives it back unchanged.
+            let back = line.try_into_mut().expect("the only reference");
+            assert_eq!(back.len(), back.capacity(), "ts {ts}: no slack");
+        }
     }
 
     #[test]

@@ -69,19 +69,43 @@ fn ws(b: &[u8], mut i: usize) -> usize {
 }
 
 /// A string starting at `i` with no escape and no control character: its quotes' positions.
+#[inline]
 fn string(b: &[u8], i: usize) -> Option<(usize, usize)> {
     if b.get(i) != Some(&b'"') {
         return None;
     }
-    let rest = &b[i + 1..];
-    let end = memchr::memchr2(b'"', b'\\', rest)?;
-    if rest[end] == b'\\' || rest[..end].iter().any(|&c| c < 0x20) {
-        return None;
+    let end = special(b, i + 1)?;
+    (b[end] == b'"').then_some((i, end))
+}
+
+/// The first quote, backslash or control character at or after `i`. One pass for all three,
+/// eight bytes at a time: most strings are a few dozen bytes, too short for memchr's vectors
+/// to pay for their set-up, and a body must be checked for all three anyway.
+#[inline]
+fn special(b: &[u8], mut i: usize) -> Option<usize> {
+    const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
+    const HIGH: u64 = u64::from_ne_bytes([0x80; 8]);
+    // The high bit of each byte of `x` below `n` (exact for the first such byte; a borrow
+    // may also flag later bytes, which are never looked at).
+    let below = |x: u64, n: u8| x.wrapping_sub(ONES * n as u64) & !x & HIGH;
+    while let Some(chunk) = b.get(i..i + 8) {
+        let w = u64::from_le_bytes(chunk.try_into().expect("8 bytes"));
+        let found = below(w ^ (ONES * b'"' as u64), 1)
+            | below(w ^ (ONES * b'\\' as u64), 1)
+            | below(w, 0x20);
+        if found != 0 {
+            return Some(i + (found.trailing_zeros() / 8) as usize);
+        }
+        i += 8;
     }
-    Some((i, i + 1 + end))
+    b[i..]
+        .iter()
+        .position(|&c| c == b'"' || c == b'\\' || c < 0x20)
+        .map(|at| i + at)
 }
 
 /// A plain string, an integer or a literal starting at `i`: the index just past it.
+#[inline]
 fn value(b: &[u8], i: usize) -> Option<usize> {
     match *b.get(i)? {
         b'"' => string(b, i).map(|(_, end)| end + 1),
@@ -168,6 +192,32 @@ mod tests {
             "{\"type\":\"ping\"}\u{c}",
         ] {
             assert_eq!(fields(line), None, "{line}");
+        }
+    }
+
+    #[test]
+    fn finds_the_first_special_byte_at_every_offset() {
+        for len in 0..40 {
+            for at in 0..=len {
+                for special_byte in [b'"', b'\\', 0x00, 0x1f, b'\n'] {
+                    // Bytes that are close to the special ones, around the one that is.
+                    let mut b: Vec<u8> = (0..len)
+                        .map(|k| [b'!', b'#', b'[', b']', 0x20, 0x7f, 0xe9][k % 7])
+                        .collect();
+                    let want = (at < len).then(|| {
+                        b[at] = special_byte;
+                        at
+                    });
+                    if at + 1 < len {
+                        b[at + 1] = b'"';
+                    }
+                    assert_eq!(
+                        special(&b, 0),
+                        want.or((at + 1 < len).then_some(at + 1)),
+                        "{b:?}"
+                    );
+                }
+            }
         }
     }
 

@@ -50,7 +50,10 @@ pub fn validate(s: &str) -> Result<(), NameError> {
     if s == "*" {
         return Err(NameError::Star);
     }
-    if let Some(ch) = s.chars().find(|c| !is_name_char(*c)) {
+    // Byte by byte: every name character is ASCII, so the first byte that is not one starts
+    // the character to report.
+    if let Some(at) = s.bytes().position(|b| !is_name_byte(b)) {
+        let ch = s[at..].chars().next().expect("a character starts there");
         return Err(NameError::BadChar { ch });
     }
     // Only ASCII is left, so the byte length is the character count.
@@ -64,8 +67,8 @@ pub fn validate(s: &str) -> Result<(), NameError> {
     Ok(())
 }
 
-fn is_name_char(c: char) -> bool {
-    c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.')
+fn is_name_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.')
 }
 
 /// A valid user name, in the spelling its owner chose. Cloning is a reference-count bump.

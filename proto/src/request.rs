@@ -138,7 +138,7 @@ pub fn parse(line: &[u8]) -> Result<Option<Parsed<'_>>, RequestError<'_>> {
     let Ok(text) = std::str::from_utf8(line) else {
         return Err(RequestError::bad(None, "line is not valid UTF-8"));
     };
-    let trimmed = text.trim_matches(|c| matches!(c, ' ' | '\t' | '\r' | '\n'));
+    let trimmed = trim_json_ws(text);
     if trimmed.is_empty() {
         return Ok(None);
     }
@@ -148,15 +148,16 @@ pub fn parse(line: &[u8]) -> Result<Option<Parsed<'_>>, RequestError<'_>> {
     }
     // Most requests are flat objects of plain strings and integers: a scanner made for that
     // shape reads them in a fraction of serde's time, and hands anything else to serde.
-    let env = match crate::flat::fields(trimmed) {
-        Some(fields) => fields,
+    // Strings the scanner accepted have no escapes, so they are not searched for one again.
+    let (env, plain) = match crate::flat::fields(trimmed) {
+        Some(fields) => (fields, true),
         None => match fields_by_serde(trimmed) {
-            Ok(fields) => fields,
+            Ok(fields) => (fields, false),
             Err(e) => return Err(RequestError::bad(None, format!("invalid JSON: {e}"))),
         },
     };
     let id = match env.id.filter(|raw| !is_null(*raw)) {
-        Some(raw) if valid_id(raw) => Some(raw),
+        Some(raw) if valid_id(raw, plain) => Some(raw),
         Some(raw) if raw.get().starts_with('"') => {
             return Err(RequestError::bad(None, not_a_string(raw, "id")));
         }
@@ -171,19 +172,19 @@ pub fn parse(line: &[u8]) -> Result<Option<Parsed<'_>>, RequestError<'_>> {
     let bad = |m: &'static str| RequestError::bad(id, m);
     let kind = match env.kind.filter(|raw| !is_null(*raw)) {
         None => return Err(bad("missing field `type`")),
-        Some(raw) => str_field(raw).ok_or_else(|| bad("`type` must be a string"))?,
+        Some(raw) => str_field(raw, plain).ok_or_else(|| bad("`type` must be a string"))?,
     };
     let request = match &*kind {
         "login" => {
-            let name = required_str(env.from, "from", id)?;
+            let name = required_str(env.from, "from", id, plain)?;
             if let Err(e) = name::validate(&name) {
                 return Err(invalid_name(id, e));
             }
-            let password = optional_str(env.password, "password", id)?;
+            let password = optional_str(env.password, "password", id, plain)?;
             Request::Login { name, password }
         }
         "msg" => {
-            let to = required_str(env.to, "to", id)?;
+            let to = required_str(env.to, "to", id, plain)?;
             let to = if to == "*" {
                 Target::All
             } else {
@@ -192,10 +193,10 @@ pub fn parse(line: &[u8]) -> Result<Option<Parsed<'_>>, RequestError<'_>> {
             };
             let body = match env.body.filter(|raw| !is_null(*raw)) {
                 None => return Err(bad("missing field `body`")),
-                Some(raw) if str_field(raw).is_some() => raw,
+                Some(raw) if str_field(raw, plain).is_some() => raw,
                 Some(raw) => return Err(RequestError::bad(id, not_a_string(raw, "body"))),
             };
-            let from = optional_str(env.from, "from", id)?;
+            let from = optional_str(env.from, "from", id, plain)?;
             Request::Msg { to, body, from }
         }
         "users" => Request::Users,
@@ -224,20 +225,21 @@ fn is_null(raw: Raw<'_>) -> bool {
 }
 
 /// An id is a JSON string or an integer that fits in 64 bits.
-fn valid_id(raw: Raw<'_>) -> bool {
+fn valid_id(raw: Raw<'_>, plain: bool) -> bool {
     let s = raw.get();
     if s.starts_with('"') {
-        return str_field(raw).is_some();
+        return str_field(raw, plain).is_some();
     }
     s.parse::<i64>().is_ok() || s.parse::<u64>().is_ok()
 }
 
 /// The value of a JSON string, borrowed when it has no escapes. `None` if not a string, or if
-/// its escapes are invalid (a lone surrogate, say).
-fn str_field(raw: Raw<'_>) -> Option<Cow<'_, str>> {
+/// its escapes are invalid (a lone surrogate, say). `plain`: the fast path read it, so it
+/// has no escape.
+fn str_field(raw: Raw<'_>, plain: bool) -> Option<Cow<'_, str>> {
     let s = raw.get();
     let inner = s.strip_prefix('"')?.strip_suffix('"')?;
-    if !inner.contains('\\') {
+    if plain || !inner.contains('\\') {
         return Some(Cow::Borrowed(inner));
     }
     serde_json::from_str::<String>(s).ok().map(Cow::Owned)
@@ -247,8 +249,9 @@ fn required_str<'a>(
     raw: Option<Raw<'a>>,
     field: &'static str,
     id: Option<Raw<'a>>,
+    plain: bool,
 ) -> Result<Cow<'a, str>, RequestError<'a>> {
-    match optional_str(raw, field, id)? {
+    match optional_str(raw, field, id, plain)? {
         Some(s) => Ok(s),
         None => Err(RequestError::bad(id, format!("missing field `{field}`"))),
     }
@@ -258,10 +261,11 @@ fn optional_str<'a>(
     raw: Option<Raw<'a>>,
     field: &'static str,
     id: Option<Raw<'a>>,
+    plain: bool,
 ) -> Result<Option<Cow<'a, str>>, RequestError<'a>> {
     match raw.filter(|r| !is_null(*r)) {
         None => Ok(None),
-        Some(r) => match str_field(r) {
+        Some(r) => match str_field(r, plain) {
             Some(s) => Ok(Some(s)),
             None => Err(RequestError::bad(id, not_a_string(r, field))),
         },
@@ -280,6 +284,17 @@ fn not_a_string(raw: Raw<'_>, field: &str) -> String {
     } else {
         format!("`{field}` must be a string")
     }
+}
+
+/// `text` without JSON's white space (space, tab, CR, LF) at either end; any other space
+/// (a form feed, say) stays for serde to refuse.
+fn trim_json_ws(text: &str) -> &str {
+    let ws = |c: &u8| matches!(c, b' ' | b'\t' | b'\r' | b'\n');
+    let b = text.as_bytes();
+    let start = b.iter().position(|c| !ws(c)).unwrap_or(b.len());
+    let end = b.iter().rposition(|c| !ws(c)).map_or(start, |i| i + 1);
+    // Both ends are next to ASCII bytes, so they are character boundaries.
+    &text[start..end.max(start)]
 }
 
 fn truncate(s: &str, max: usize) -> &str {
