@@ -230,6 +230,11 @@ fn valid_id(raw: Raw<'_>, plain: bool) -> bool {
     if s.starts_with('"') {
         return str_field(raw, plain).is_some();
     }
+    // Up to 18 digits always fits; only a longer integer is converted to see if it does.
+    let digits = s.strip_prefix('-').unwrap_or(s);
+    if plain && digits.len() <= 18 && digits.bytes().all(|b| b.is_ascii_digit()) {
+        return true;
+    }
     s.parse::<i64>().is_ok() || s.parse::<u64>().is_ok()
 }
 
@@ -508,5 +513,33 @@ mod tests {
         assert_eq!(p.id.unwrap().get(), "-3");
         let p = ok(r#"{"type":"ping","id":"\u0041"}"#);
         assert_eq!(p.id.unwrap().get(), r#""\u0041""#);
+    }
+
+    /// Integers up to 18 digits are taken without converting them; longer ones must fit
+    /// in 64 bits, signed or not.
+    #[test]
+    fn an_integer_id_fits_in_64_bits_at_every_length() {
+        for id in [
+            "0",
+            "-0",
+            "999999999999999999",
+            "-999999999999999999",
+            "1000000000000000000",
+            "-9223372036854775808",
+            "18446744073709551615",
+        ] {
+            let line = format!(r#"{{"type":"ping","id":{id}}}"#);
+            assert_eq!(ok(&line).id.unwrap().get(), id);
+        }
+        for id in [
+            "-9223372036854775809",
+            "18446744073709551616",
+            "1000000000000000000000",
+        ] {
+            let line = format!(r#"{{"type":"ping","id":{id}}}"#);
+            let (_, code, message) = err(&line);
+            assert_eq!(code, ErrorCode::BadRequest, "{id}");
+            assert_eq!(message, "`id` must be a string or an integer", "{id}");
+        }
     }
 }
