@@ -1,6 +1,7 @@
 //! The server's parser for one request line.
 //!
-//! One serde pass over the line borrows every known field as raw JSON, so nothing is copied or
+//! One pass over the line borrows every known field as raw JSON (the flat scanner of
+//! `flat.rs` for the usual shape, serde_json for any other), so nothing is copied or
 //! unescaped unless it has to be. Checks then run field by field, and because `id` was taken
 //! raw in that same pass, every error after the JSON itself parsed can echo the client's `id`
 //! byte for byte. `body` stays the JSON string it arrived as: it is validated here once and
@@ -149,13 +150,14 @@ pub fn parse(line: &[u8]) -> Result<Option<Parsed<'_>>, RequestError<'_>> {
     // Most requests are flat objects of plain strings and integers: a scanner made for that
     // shape reads them in a fraction of serde's time, and hands anything else to serde.
     // Strings the scanner accepted have no escapes, so they are not searched for one again.
-    let (env, plain) = match crate::flat::fields(trimmed) {
-        Some(fields) => (fields, true),
-        None => match fields_by_serde(trimmed) {
-            Ok(fields) => (fields, false),
+    let mut env = Fields::default();
+    let plain = crate::flat::fields_into(trimmed, &mut env);
+    if !plain {
+        env = match fields_by_serde(trimmed) {
+            Ok(fields) => fields,
             Err(e) => return Err(RequestError::bad(None, format!("invalid JSON: {e}"))),
-        },
-    };
+        };
+    }
     let id = match env.id.filter(|raw| !is_null(*raw)) {
         Some(raw) if valid_id(raw, plain) => Some(raw),
         Some(raw) if raw.get().starts_with('"') => {

@@ -100,39 +100,28 @@ impl Directory for LocalDirectory {
         body: Raw<'_>,
         ts_ms: u64,
     ) -> Delivery {
-        let mut fresh = false;
-        loop {
-            let cached = route.last.as_ref().filter(|c| {
-                c.name()
-                    .is_some_and(|n| n.as_str().eq_ignore_ascii_case(to))
-            });
-            let recipient = match cached {
-                Some(conn) => conn.clone(),
-                None => {
-                    let Some(key) = NameKey::new(to) else {
-                        return Delivery::Unknown;
-                    };
-                    let found = self.read().by_key.get(&key).cloned();
-                    let Some(conn) = found else {
-                        route.last = None;
-                        return Delivery::Unknown;
-                    };
-                    route.last = Some(conn.clone());
-                    fresh = true;
-                    conn
-                }
-            };
-            let Some(to_name) = recipient.name() else {
-                return Delivery::Unknown;
-            };
-            let line = encode::msg_event(from.as_str(), to_name.as_str(), body, ts_ms);
-            match recipient.mailbox.push(line) {
-                Push::Queued => return Delivery::Queued,
-                Push::Full => return Delivery::Busy,
-                Push::Closed if fresh => return Delivery::Unknown,
-                Push::Closed => route.last = None,
+        // The remembered recipient is used through the route's own reference: cloning it
+        // would write its reference count, on a cache line the recipient's own core keeps
+        // touching, for every message.
+        let cached = route.last.as_ref().filter(|c| {
+            c.name()
+                .is_some_and(|n| n.as_str().eq_ignore_ascii_case(to))
+        });
+        if let Some(conn) = cached {
+            match deliver(conn, from, body, ts_ms) {
+                Some(delivery) => return delivery,
+                // It has left: the name may belong to someone new by now.
+                None => route.last = None,
             }
         }
+        let found = NameKey::new(to).and_then(|key| self.read().by_key.get(&key).cloned());
+        let Some(conn) = found else {
+            route.last = None;
+            return Delivery::Unknown;
+        };
+        let delivery = deliver(&conn, from, body, ts_ms).unwrap_or(Delivery::Unknown);
+        route.last = Some(conn);
+        delivery
     }
 
     fn fan_out(&self, from: Option<&Conn>, to: Audience, lines: &Lines) -> Vec<usize> {
@@ -175,3 +164,14 @@ impl Directory for LocalDirectory {
 #[cfg(test)]
 #[path = "local_tests.rs"]
 mod tests;
+
+/// Queues a private message for `conn`: `None` if it is closing (or has no name yet).
+fn deliver(conn: &Conn, from: &Name, body: Raw<'_>, ts_ms: u64) -> Option<Delivery> {
+    let to = conn.name()?;
+    let line = encode::msg_event(from.as_str(), to.as_str(), body, ts_ms);
+    match conn.mailbox.push(line) {
+        Push::Queued => Some(Delivery::Queued),
+        Push::Full => Some(Delivery::Busy),
+        Push::Closed => None,
+    }
+}

@@ -130,10 +130,13 @@ impl Core {
             Request::Ping => encode::ok(self.answer(b, out), id),
             Request::Login { name, password } => self.login(b, out, id, &name, password.as_deref()),
             Request::Msg { to, body, from } => {
-                let Some(me) = self.phase.name().cloned() else {
+                if self.phase.name().is_none() {
                     return self.not_logged_in(b, out, id);
-                };
-                if let Some(from) = from.filter(|f| !f.eq_ignore_ascii_case(me.as_str())) {
+                }
+                // The name is borrowed from the connection for the rest, not cloned: a clone
+                // writes its shared reference count for every message.
+                if let Some(from) = from.filter(|f| !f.eq_ignore_ascii_case(self.user())) {
+                    let me = self.user();
                     let msg = format!("you are logged in as {me} and cannot send as {from}");
                     return self.error(b, out, id, ErrorCode::Forbidden, &msg);
                 }
@@ -147,8 +150,8 @@ impl Core {
                     return self.error(b, out, id, ErrorCode::RateLimited, &msg);
                 }
                 match to {
-                    Target::All => self.gather_broadcast(b, id, &me, body),
-                    Target::User(to) => self.send(b, out, id, &me, &to, body),
+                    Target::All => self.gather_broadcast(b, id, body),
+                    Target::User(to) => self.send(b, out, id, &to, body),
                 }
             }
             Request::Users => {
@@ -257,10 +260,12 @@ impl Core {
         b: &mut Batch,
         out: &mut Vec<u8>,
         id: Option<Raw<'_>>,
-        me: &Name,
         to: &str,
         body: Raw<'_>,
     ) {
+        let Some(me) = self.guard.conn.name() else {
+            return self.not_logged_in(b, out, id);
+        };
         let server = &self.guard.server;
         match server.directory.send(&mut self.route, me, to, body, b.ts) {
             Delivery::Queued => {
@@ -280,9 +285,10 @@ impl Core {
         }
     }
 
-    fn gather_broadcast(&mut self, b: &Batch, id: Option<Raw<'_>>, me: &Name, body: Raw<'_>) {
+    fn gather_broadcast(&mut self, b: &Batch, id: Option<Raw<'_>>, body: Raw<'_>) {
+        let me = self.guard.conn.name().map_or("-", Name::as_str);
         let run = self.pending.get_or_insert_default();
-        encode::msg_event_into(&mut run.events, me.as_str(), "*", body, b.ts);
+        encode::msg_event_into(&mut run.events, me, "*", body, b.ts);
         run.ends.push(run.events.len());
         encode::ok_delivered_start(&mut run.oks, id);
         run.ok_ends.push(run.oks.len());
