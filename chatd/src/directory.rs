@@ -28,6 +28,7 @@ pub mod local;
 
 use crate::conns::Conn;
 use bytes::Bytes;
+use proto::encode::Ts;
 use proto::request::Raw;
 use proto::{LeaveReason, Name};
 use std::sync::Arc;
@@ -105,8 +106,7 @@ pub trait Directory: Send + Sync + std::fmt::Debug {
     fn release(&self, conn: &Conn, reason: LeaveReason, announce: bool) -> Option<Name>;
 
     /// Queues a private message from `from` for the user named `to` (any ASCII case).
-    fn send(&self, route: &mut Route, from: &Name, to: &str, body: Raw<'_>, ts_ms: u64)
-    -> Delivery;
+    fn send(&self, route: &mut Route, from: &Name, to: &str, body: Raw<'_>, ts: &Ts) -> Delivery;
 
     /// Queues `lines` for every member of `to` except `from`; element `i` of the result is
     /// how many queues took line `i`. A queue with room for only some takes the first ones,

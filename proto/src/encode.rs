@@ -128,9 +128,8 @@ pub fn error(buf: &mut Vec<u8>, id: Option<Raw<'_>>, code: ErrorCode, message: &
 /// Allocated at exactly its size: a recipient's queue holds the allocation, not just the line,
 /// so slack would pin more than the queue's byte bound counts, and a `Vec` with spare capacity
 /// costs `Bytes` a second allocation for its shared header.
-pub fn msg_event(from: &str, to: &str, body: Raw<'_>, ts_ms: u64) -> Bytes {
-    let mut ts = itoa::Buffer::new();
-    let ts = ts.format(ts_ms).as_bytes();
+pub fn msg_event(from: &str, to: &str, body: Raw<'_>, ts: &Ts) -> Bytes {
+    let ts = ts.as_bytes();
     let mut buf =
         Vec::with_capacity(MSG_EVENT_FIXED + from.len() + to.len() + body.get().len() + ts.len());
     msg_event_parts(&mut buf, from, to, body, ts);
@@ -143,14 +142,33 @@ const MSG_EVENT_FIXED: usize = r#"{"type":"msg","from":"","to":"","body":,"ts":}
 
 /// [`msg_event`], appended to `buf`. `from` and `to` are valid names or `*`, which need no
 /// escaping.
-pub fn msg_event_into(buf: &mut Vec<u8>, from: &str, to: &str, body: Raw<'_>, ts_ms: u64) {
-    msg_event_parts(
-        buf,
-        from,
-        to,
-        body,
-        itoa::Buffer::new().format(ts_ms).as_bytes(),
-    );
+pub fn msg_event_into(buf: &mut Vec<u8>, from: &str, to: &str, body: Raw<'_>, ts: &Ts) {
+    msg_event_parts(buf, from, to, body, ts.as_bytes());
+}
+
+/// A `ts` (milliseconds since the Unix epoch), formatted once for all the events that carry
+/// it: every message of one read gets the same.
+#[derive(Debug, Clone, Copy)]
+pub struct Ts {
+    digits: [u8; 20],
+    len: u8,
+}
+
+impl Ts {
+    pub fn new(ms: u64) -> Ts {
+        let mut digits = [0; 20];
+        let mut text = itoa::Buffer::new();
+        let text = text.format(ms).as_bytes();
+        digits[..text.len()].copy_from_slice(text);
+        Ts {
+            digits,
+            len: text.len() as u8,
+        }
+    }
+
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.digits[..self.len as usize]
+    }
 }
 
 fn msg_event_parts(buf: &mut Vec<u8>, from: &str, to: &str, body: Raw<'_>, ts: &[u8]) {
@@ -233,9 +251,10 @@ mod tests {
     fn a_msg_event_is_allocated_at_its_size() {
         let body = raw("\"salut\"");
         for ts in [0, 9, 10, 1_795_499_821_499, u64::MAX] {
-            let line = msg_event("alice", "bob", body, ts);
+            let line = msg_event("alice", "bob", body, &Ts::new(ts));
             let mut same = Vec::new();
-            msg_event_into(&mut same, "alice", "bob", body, ts);
+            msg_event_into(&mut same, "alice", "bob", body, &Ts::new(ts));
+            assert!(same.ends_with(format!(",\"ts\":{ts}}}\n").as_bytes()));
             assert_eq!(line, same);
             // A `Vec` converted without spare capacity keeps its allocation: `Bytes` then
             // needs no shared header of its own. `try_into_mut` gives it back unchanged.
@@ -305,7 +324,7 @@ mod tests {
     #[test]
     fn events_parse_back() {
         let body = raw(r#""h\u00e9 \"q\"""#);
-        let m = msg_event("a", "*", body, 1763856000123);
+        let m = msg_event("a", "*", body, &Ts::new(1763856000123));
         let ServerMessage::Msg(ev) = one(&m) else {
             panic!()
         };

@@ -9,6 +9,7 @@
 use super::{Audience, ClaimError, Delivery, Directory, Lines, Route};
 use crate::conns::Conn;
 use crate::mailbox::{CloseRequest, Push};
+use proto::encode::Ts;
 use proto::request::Raw;
 use proto::{LeaveReason, Name, NameKey, encode};
 use std::collections::{BTreeSet, HashMap};
@@ -92,23 +93,19 @@ impl Directory for LocalDirectory {
     /// message, was the largest cost of a private message. A remembered recipient that has
     /// left has a sealed mailbox, which refuses the push; the name is then looked up afresh
     /// (it may belong to someone new by now).
-    fn send(
-        &self,
-        route: &mut Route,
-        from: &Name,
-        to: &str,
-        body: Raw<'_>,
-        ts_ms: u64,
-    ) -> Delivery {
+    fn send(&self, route: &mut Route, from: &Name, to: &str, body: Raw<'_>, ts: &Ts) -> Delivery {
         // The remembered recipient is used through the route's own reference: cloning it
         // would write its reference count, on a cache line the recipient's own core keeps
         // touching, for every message.
+        // Clients nearly always spell a name as it was registered: the exact comparison first.
         let cached = route.last.as_ref().filter(|c| {
-            c.name()
-                .is_some_and(|n| n.as_str().eq_ignore_ascii_case(to))
+            c.name().is_some_and(|n| {
+                let n = n.as_str();
+                n == to || n.eq_ignore_ascii_case(to)
+            })
         });
         if let Some(conn) = cached {
-            match deliver(conn, from, body, ts_ms) {
+            match deliver(conn, from, body, ts) {
                 Some(delivery) => return delivery,
                 // It has left: the name may belong to someone new by now.
                 None => route.last = None,
@@ -119,7 +116,7 @@ impl Directory for LocalDirectory {
             route.last = None;
             return Delivery::Unknown;
         };
-        let delivery = deliver(&conn, from, body, ts_ms).unwrap_or(Delivery::Unknown);
+        let delivery = deliver(&conn, from, body, ts).unwrap_or(Delivery::Unknown);
         route.last = Some(conn);
         delivery
     }
@@ -166,9 +163,9 @@ impl Directory for LocalDirectory {
 mod tests;
 
 /// Queues a private message for `conn`: `None` if it is closing (or has no name yet).
-fn deliver(conn: &Conn, from: &Name, body: Raw<'_>, ts_ms: u64) -> Option<Delivery> {
+fn deliver(conn: &Conn, from: &Name, body: Raw<'_>, ts: &Ts) -> Option<Delivery> {
     let to = conn.name()?;
-    let line = encode::msg_event(from.as_str(), to.as_str(), body, ts_ms);
+    let line = encode::msg_event(from.as_str(), to.as_str(), body, ts);
     match conn.mailbox.push(line) {
         Push::Queued => Some(Delivery::Queued),
         Push::Full => Some(Delivery::Busy),

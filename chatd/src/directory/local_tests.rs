@@ -47,7 +47,7 @@ fn name(s: &str) -> Name {
 }
 
 fn send(d: &LocalDirectory, route: &mut Route, from: &Name, to: &str, body: &str) -> Delivery {
-    d.send(route, from, to, raw(body), 1)
+    d.send(route, from, to, raw(body), &Ts::new(1))
 }
 
 #[test]
@@ -82,7 +82,7 @@ fn send_matches_case_and_reports_unknown_and_busy() {
         Delivery::Unknown
     );
     assert_eq!(
-        d.send(&mut route, &alice, "bob", raw("\"hi\""), 5),
+        d.send(&mut route, &alice, "bob", raw("\"hi\""), &Ts::new(5)),
         Delivery::Queued
     );
     assert_eq!(
@@ -105,7 +105,7 @@ fn fan_out_skips_the_sender_and_gives_each_queue_the_prefix_that_fits() {
     // Each holds the joins of those after it: room 0, 1, 2 and 3 of 3.
     let (mut run, mut ends) = (Vec::new(), Vec::new());
     for body in ["\"a\"", "\"b\"", "\"c\""] {
-        encode::msg_event_into(&mut run, "u3", "*", raw(body), 1);
+        encode::msg_event_into(&mut run, "u3", "*", raw(body), &Ts::new(1));
         ends.push(run.len());
     }
     let lines = Lines {
@@ -195,7 +195,7 @@ fn a_routed_recipient_that_left_is_looked_up_again() {
     let b2 = conns.open(addr());
     d.claim(&b2, name("Bob")).unwrap();
     assert_eq!(
-        d.send(&mut route, &alice, "BOB", raw("\"3\""), 3),
+        d.send(&mut route, &alice, "BOB", raw("\"3\""), &Ts::new(3)),
         Delivery::Queued
     );
     assert_eq!(

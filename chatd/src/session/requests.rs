@@ -26,8 +26,8 @@ use tracing::info;
 /// those cache lines for every message.
 pub(super) struct Batch {
     now: Instant,
-    /// Wall-clock milliseconds, the `ts` of this read's messages.
-    ts: u64,
+    /// Wall-clock milliseconds, the `ts` of this read's messages, formatted once.
+    ts: encode::Ts,
     bytes: usize,
     messages: u64,
     delivered: u64,
@@ -42,7 +42,7 @@ impl Handler for Core {
         self.pump(out);
         Batch {
             now: Instant::now(),
-            ts: crate::now_ms(),
+            ts: encode::Ts::new(crate::now_ms()),
             bytes,
             messages: 0,
             delivered: 0,
@@ -267,7 +267,7 @@ impl Core {
             return self.not_logged_in(b, out, id);
         };
         let server = &self.guard.server;
-        match server.directory.send(&mut self.route, me, to, body, b.ts) {
+        match server.directory.send(&mut self.route, me, to, body, &b.ts) {
             Delivery::Queued => {
                 b.messages += 1;
                 b.delivered += 1;
@@ -288,7 +288,7 @@ impl Core {
     fn gather_broadcast(&mut self, b: &Batch, id: Option<Raw<'_>>, body: Raw<'_>) {
         let me = self.guard.conn.name().map_or("-", Name::as_str);
         let run = self.pending.get_or_insert_default();
-        encode::msg_event_into(&mut run.events, me, "*", body, b.ts);
+        encode::msg_event_into(&mut run.events, me, "*", body, &b.ts);
         run.ends.push(run.events.len());
         encode::ok_delivered_start(&mut run.oks, id);
         run.ok_ends.push(run.oks.len());
