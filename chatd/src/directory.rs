@@ -116,6 +116,9 @@ pub trait Directory: Send + Sync + std::fmt::Debug {
     /// The members of `of`, sorted by name.
     fn list(&self, of: Audience) -> Vec<Name>;
 
+    /// How many members `of` has, without listing them (`chatctl status` on a big server).
+    fn count(&self, of: Audience) -> usize;
+
     /// Ends the session of `name` (any ASCII case) with `bye kicked`; returns the name as
     /// registered, or `None` if nobody by that name is logged in.
     fn kick(&self, name: &str, reason: Option<String>) -> Option<Name>;

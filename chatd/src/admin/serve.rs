@@ -210,7 +210,7 @@ fn answer(ctx: &Ctx, peer: &Peer, req: Request) -> Response {
             pid: std::process::id(),
             uptime_ms: server.started.elapsed().as_millis() as u64,
             connections: server.conns.len() as u64,
-            users: server.directory.list(Audience::Everyone).len() as u64,
+            users: server.directory.count(Audience::Everyone) as u64,
         }),
         Request::Watch => unreachable!("watch is served by the connection loop"),
     }
@@ -225,7 +225,7 @@ fn stats(ctx: &Ctx) -> Stats {
         pid: std::process::id(),
         uptime_ms: server.started.elapsed().as_millis() as u64,
         connections: server.conns.len() as u64,
-        users: server.directory.list(Audience::Everyone).len() as u64,
+        users: server.directory.count(Audience::Everyone) as u64,
         accepted: get(&s.accepted),
         refused: get(&s.refused),
         messages: get(&s.messages),

@@ -150,6 +150,11 @@ impl Directory for LocalDirectory {
         self.read().sorted.iter().cloned().collect()
     }
 
+    fn count(&self, of: Audience) -> usize {
+        let Audience::Everyone = of;
+        self.read().by_key.len()
+    }
+
     fn kick(&self, name: &str, reason: Option<String>) -> Option<Name> {
         let key = NameKey::new(name)?;
         let conn = self.read().by_key.get(&key).cloned()?;

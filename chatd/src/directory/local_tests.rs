@@ -168,9 +168,11 @@ fn release_and_kick() {
     );
     assert_eq!(d.release(&b, LeaveReason::Disconnect, true), None);
     assert_eq!(d.list(Audience::Everyone).len(), 1);
+    assert_eq!(d.count(Audience::Everyone), 1);
     assert_eq!(drain(&a), "", "leave is told once");
     d.release(&a, LeaveReason::Disconnect, false);
     assert!(d.list(Audience::Everyone).is_empty());
+    assert_eq!(d.count(Audience::Everyone), 0);
 }
 
 #[test]
