@@ -42,6 +42,9 @@ pub enum Delivery {
     Busy,
     /// Nobody by that name is logged in.
     Unknown,
+    /// The message is longer than the recipient's whole queue (`queue_bytes`): it can never
+    /// be queued, however fast they read.
+    TooLarge { queue_bytes: usize },
 }
 
 /// Why a name was not granted.

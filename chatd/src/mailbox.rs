@@ -14,11 +14,11 @@
 //! chat traffic rather than behind it: a kick or a shutdown reaches a session whose queue is
 //! full.
 //!
-//! **A line longer than the whole byte budget** is refused (`recipient_busy` for a private
-//! message, skipped by a broadcast) even by an empty queue, and does not start the clock: it
-//! says nothing about the reader, and queuing it would break the bound the budget promises.
-//! With the defaults (1 MiB of queue, lines of at most 64 KiB) it cannot happen; a
-//! `queue_bytes` set below `max_line_bytes` makes the longest messages undeliverable.
+//! **A line longer than the whole byte budget** is refused (`Push::NeverFits`, answered
+//! `recipient_busy` with a message that says so; skipped by a broadcast) even by an empty
+//! queue, and does not start the clock: it says nothing about the reader, and queuing it
+//! would break the bound the budget promises. The configuration check keeps `queue_bytes`
+//! above `max_line_bytes`, so only a queue opened before a reload raised both can meet one.
 
 use bytes::Bytes;
 use std::collections::VecDeque;
@@ -53,6 +53,10 @@ pub enum Push {
     Full,
     /// The session is closing and accepts nothing more.
     Closed,
+    /// The line is longer than the whole byte bound (`bound`): even an empty queue refuses it.
+    NeverFits {
+        bound: usize,
+    },
 }
 
 /// What the owner learned from one [`Mailbox::take`].
@@ -178,9 +182,14 @@ impl Mailbox {
             st.full_seen = false;
             waker = waker.or_else(|| st.waker.take());
         }
+        let bound = st.cap.bytes;
         drop(st);
         wake(waker);
-        (n, Push::Full)
+        if too_long && n == 0 {
+            (0, Push::NeverFits { bound })
+        } else {
+            (n, Push::Full)
+        }
     }
 
     /// Asks the owner to end the session. The first request wins; returns false if the

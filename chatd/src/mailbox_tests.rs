@@ -182,7 +182,7 @@ fn a_line_longer_than_the_whole_budget_is_refused_and_starts_no_clock() {
     assert!(waits(&mb, &w, false));
     assert_eq!(
         mb.push(line("12345678\n")),
-        Push::Full,
+        Push::NeverFits { bound: 8 },
         "9 bytes, empty queue"
     );
     assert_eq!(mb.queued(), (0, 0), "never queued beyond the bound");
@@ -198,6 +198,13 @@ fn a_line_longer_than_the_whole_budget_is_refused_and_starts_no_clock() {
     assert_eq!(mb.push_run(&run, &[2, 12, 14]), 1);
     assert_eq!(mb.take(&mut Vec::new(), usize::MAX).full_since, None);
     assert_eq!(mb.push(line("1234567\n")), Push::Queued, "8 bytes fit");
+    // Behind a full queue, a line that could never fit is still said to be one.
+    assert_eq!(mb.push(line("123456789\n")), Push::NeverFits { bound: 8 });
+    assert_eq!(
+        mb.push(line("1\n")),
+        Push::Full,
+        "a line that fits an emptier queue"
+    );
 }
 
 #[test]

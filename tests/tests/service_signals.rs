@@ -293,3 +293,35 @@ async fn sighup_names_settings_that_need_a_restart_and_applies_the_rest() {
     d.wait_log("configuration reloaded changed=1");
     c.expect_nothing_pending().await;
 }
+
+/// After a reload raises `max_line_bytes` (and `queue_bytes` with it), a new connection may
+/// send a message longer than the whole queue of a user who connected before: it can never
+/// be queued, and the answer says so instead of "try again later".
+#[tokio::test]
+async fn a_message_longer_than_the_recipients_whole_queue_is_refused_as_never_fitting() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write(dir.path(), "max_line_bytes = 4096\nqueue_bytes = 8192\n");
+    let d = Chatd::start(&["--config", &cfg, "--rate", "0"]);
+    let mut bob = Client::login(d.addr(), "bob").await;
+    write(dir.path(), "max_line_bytes = 20000\nqueue_bytes = 20480\n");
+    d.signal("HUP");
+    d.wait_log("configuration reloaded");
+    let mut alice = Client::login(d.addr(), "alice").await;
+    assert_eq!(bob.recv().await["type"], "join");
+    let msg =
+        |body: &str, id: u32| format!(r#"{{"type":"msg","to":"bob","body":"{body}","id":{id}}}"#);
+    // Over bob's 8 192 bytes once it is an event (the body alone is 8 200).
+    alice.send(&msg(&"x".repeat(8200), 1)).await;
+    assert_eq!(
+        alice.recv().await,
+        json!({"type":"error","id":1,"code":"recipient_busy","message":"bob's queue holds at most 8192 bytes and this message takes more; it was not queued and never can be: send a shorter one"})
+    );
+    // Under it, the same sender and recipient: delivered.
+    alice.send(&msg(&"x".repeat(8000), 2)).await;
+    assert_eq!(
+        alice.recv().await,
+        json!({"type":"ok","id":2,"delivered":1})
+    );
+    let got = bob.recv().await;
+    assert_eq!(got["body"].as_str().unwrap().len(), 8000);
+}

@@ -174,6 +174,7 @@ fn deliver(conn: &Conn, from: &Name, body: Raw<'_>, ts: &Ts) -> Option<Delivery>
     match conn.mailbox.push(line) {
         Push::Queued => Some(Delivery::Queued),
         Push::Full => Some(Delivery::Busy),
+        Push::NeverFits { bound } => Some(Delivery::TooLarge { queue_bytes: bound }),
         Push::Closed => None,
     }
 }

@@ -282,6 +282,14 @@ impl Core {
                     format!("{to} is not reading fast enough; nothing was queued, try again later");
                 self.error(b, out, id, ErrorCode::RecipientBusy, &msg);
             }
+            Delivery::TooLarge { queue_bytes } => {
+                // Retrying would never help: say what would.
+                let msg = format!(
+                    "{to}'s queue holds at most {queue_bytes} bytes and this message takes more; \
+                     it was not queued and never can be: send a shorter one"
+                );
+                self.error(b, out, id, ErrorCode::RecipientBusy, &msg);
+            }
         }
     }
 
