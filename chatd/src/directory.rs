@@ -2,8 +2,8 @@
 //!
 //! Sessions and the admin channel see the [`Directory`] trait and nothing behind it: claim a
 //! name (getting the roster back), release it, route a private line, fan lines out to an
-//! [`Audience`], list and count, kick. Every outcome is a value ([`Delivery`], [`ClaimError`], counts),
-//! because the protocol promises the sender an answer (`delivered`, `recipient_busy`,
+//! [`Audience`], list and count, kick. Every outcome is a value ([`Delivery`], [`ClaimError`],
+//! counts), because the protocol promises the sender an answer (`delivered`, `recipient_busy`,
 //! `unknown_user`), so a private message is a request with an answer, never a fire-and-forget
 //! publish.
 //!
