@@ -70,8 +70,8 @@ pub struct Cli {
     /// Pid of the server under test, to read its CPU and memory from /proc.
     #[arg(long)]
     pub server_pid: Option<u32>,
-    /// Start this chatd binary for each scenario on a free loopback port (`--rate 0 --login-rate 0`,
-    /// generous limits) and measure it.
+    /// Start this chatd binary for each scenario on a free loopback port (`--rate 0
+    /// --login-rate 0 --max-per-ip 0`, generous limits) and measure it.
     #[arg(long, value_name = "PATH_TO_CHATD")]
     pub spawn: Option<PathBuf>,
     /// Extra argument for the spawned chatd (repeatable), e.g. `--spawn-arg=--queue-len=4096`.

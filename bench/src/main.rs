@@ -105,6 +105,8 @@ fn start(cli: &Cli, which: Which) -> Result<Target> {
                     "0",
                     "--login-rate",
                     "0",
+                    "--max-per-ip",
+                    "0",
                     "--max-clients",
                     "25000",
                 ])

@@ -214,7 +214,7 @@ fn every_key_as_check_config_writes_it_loads_back() {
     // Every key that has no default is set, and the rest differ from their defaults.
     let text = format!(
         "listen = [\"127.0.0.1:1\", \"[::1]:2\"]\nadmin_socket = \"{d}/admin.sock\"\n\
-         max_line_bytes = 1000\nmax_clients = 2\nqueue_len = 3\nrate = 4.5\nrate_burst = 5\n\
+         max_line_bytes = 1000\nmax_clients = 2\nmax_per_ip = 12\nqueue_len = 3\nrate = 4.5\nrate_burst = 5\n\
          queue_bytes = 5000\nlogin_rate = 2.5\nlogin_burst = 6\nlogin_failures_free = 1\n\
          login_failures_max = 4\nlogin_failure_window = \"1m\"\n\
          slow_consumer_grace = \"6s\"\nlogin_timeout = \"7s\"\nkeepalive = \"0s\"\n\

@@ -135,9 +135,10 @@ impl Conns {
 
     /// Forgets a closed connection. What was queued for it is dropped: another session may
     /// keep the `Conn` alive a while (a cached route), its lines must not live as long.
-    pub fn remove(&self, conn: &Conn) {
+    /// Forgets `conn`; false if it was forgotten already.
+    pub fn remove(&self, conn: &Conn) -> bool {
         conn.mailbox.clear();
-        self.map().remove(&conn.id);
+        self.map().remove(&conn.id).is_some()
     }
 
     /// Open connections, logged in or not.

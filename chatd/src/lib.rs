@@ -33,6 +33,7 @@ pub mod live;
 pub mod logging;
 pub mod logins;
 pub mod mailbox;
+pub mod per_address;
 pub mod rate;
 pub mod server;
 pub mod service;

@@ -66,20 +66,11 @@ pub async fn run(
         } else {
             None
         };
-        let Some(permit) = permit else {
+        let refuse_with = |stream, msg: String, may_wait: bool| {
             Stats::add(&server.stats.refused, 1);
             server.stats.error(ErrorCode::ServerFull);
             server.events.error(peer, None, ErrorCode::ServerFull);
-            let max = server.config.load().max_clients;
-            let msg = if has_room {
-                warn!(%peer, max_clients = max, "server full, refusing connection");
-                format!("server is full ({max} connections); try again later")
-            } else {
-                let limit = accept::fd_limit();
-                warn!(%peer, fd_limit = limit, "out of file descriptors, refusing connection; raise LimitNOFILE (ulimit -n) or lower max_clients");
-                "server is full (out of file descriptors); try again later".to_owned()
-            };
-            let task = (headroom >= reserve / 2)
+            let task = may_wait
                 .then(|| refusing.clone().try_acquire_owned().ok())
                 .flatten();
             match task {
@@ -91,8 +82,28 @@ pub async fn run(
                 }
                 None => refuse_at_once(stream, &msg),
             }
-            return;
         };
+        let Some(permit) = permit else {
+            let max = server.config.load().max_clients;
+            let msg = if has_room {
+                warn!(%peer, max_clients = max, "server full, refusing connection");
+                format!("server is full ({max} connections); try again later")
+            } else {
+                let limit = accept::fd_limit();
+                warn!(%peer, fd_limit = limit, "out of file descriptors, refusing connection; raise LimitNOFILE (ulimit -n) or lower max_clients");
+                "server is full (out of file descriptors); try again later".to_owned()
+            };
+            return refuse_with(stream, msg, headroom >= reserve / 2);
+        };
+        let max_per_ip = server.config.load().settings.max_per_ip;
+        if !server.per_address.admit(peer.ip(), max_per_ip) {
+            drop(permit);
+            info!(%peer, max_per_ip, "too many connections from one address, refusing connection");
+            let msg = format!(
+                "too many connections from your address (at most {max_per_ip}); close one and retry"
+            );
+            return refuse_with(stream, msg, headroom >= reserve / 2);
+        }
         configure(&stream, &server);
         tracker.spawn(session::run(stream, peer, server.clone(), permit));
     })

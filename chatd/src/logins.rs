@@ -85,7 +85,7 @@ fn burst(c: &Config) -> f64 {
 }
 
 /// The address as counted: IPv4 (and IPv4 in IPv6) whole, IPv6 by its /64.
-fn key(ip: IpAddr) -> IpAddr {
+pub(crate) fn key(ip: IpAddr) -> IpAddr {
     match ip {
         IpAddr::V4(_) => ip,
         IpAddr::V6(v6) => match v6.to_ipv4_mapped() {

@@ -11,6 +11,7 @@ use crate::events::Events;
 use crate::live::Live;
 use crate::logins::Logins;
 use crate::mailbox::Bounds;
+use crate::per_address::PerAddress;
 use crate::stats::Stats;
 use proto::{LeaveReason, Name};
 use std::sync::Arc;
@@ -24,6 +25,8 @@ pub struct Server {
     pub conns: Conns,
     /// Logins and failed passwords per source address.
     pub logins: Logins,
+    /// Connections open per source address (`max_per_ip`).
+    pub per_address: PerAddress,
     pub stats: Stats,
     /// What `chatctl watch` sees; free while nobody watches.
     pub events: Events,
@@ -37,6 +40,7 @@ impl Server {
             directory,
             conns: Conns::new(),
             logins: Logins::new(),
+            per_address: PerAddress::default(),
             stats: Stats::default(),
             events: Events::new(),
             started: Instant::now(),
@@ -78,9 +82,22 @@ impl ConnGuard {
     }
 }
 
+impl ConnGuard {
+    /// Takes the connection out of the table and gives its address's place back
+    /// (`max_per_ip`) now rather than when the guard drops: the session calls it before its
+    /// last log line, so that a client that saw that line can count on the place being free,
+    /// as it can on the connection slot.
+    pub fn forget(&self) {
+        if self.server.conns.remove(&self.conn) {
+            self.server.per_address.release(self.conn.peer.ip());
+        }
+    }
+}
+
 impl Drop for ConnGuard {
     fn drop(&mut self) {
         self.server.release(&self.conn, LeaveReason::Disconnect);
-        self.server.conns.remove(&self.conn);
+        // However the session ended, if it did not forget itself.
+        self.forget();
     }
 }

@@ -234,6 +234,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         } else {
             self.conn.close(LINGER).await;
         }
+        core.guard.forget();
         drop(slot);
         let peer = conn.peer;
         core.errors_logged.summary(peer, core.user());

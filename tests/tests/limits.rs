@@ -62,13 +62,18 @@ async fn a_huge_line_is_refused_once_and_the_rest_of_it_skipped() {
 }
 
 async fn refused_as_full(addr: SocketAddr, max: usize) {
-    let mut c = Client::connect(addr).await;
+    let message = format!("server is full ({max} connections); try again later");
+    refused(Client::connect(addr).await, &message).await;
+}
+
+/// What a connection refused at accept is told before chatd closes it: `server_full`
+/// saying `message`, then `bye`.
+async fn refused(mut c: Client, message: &str) {
     c.send(r#"{"type":"login","from":"late"}"#).await;
-    let lines = c.expect_closed().await;
     assert_eq!(
-        lines,
+        c.expect_closed().await,
         vec![
-            json!({"type":"error","code":"server_full","message":format!("server is full ({max} connections); try again later")}),
+            json!({"type":"error","code":"server_full","message":message}),
             json!({"type":"bye","reason":"server_full"}),
         ]
     );
@@ -296,4 +301,63 @@ async fn a_slow_consumer_is_cut_off_after_the_grace_and_told_why() {
     );
     // the name is free again
     let _again = Client::login(d.addr(), "slow").await;
+}
+
+/// A connection to `addr` from the loopback address `from` (any of 127.0.0.0/8).
+async fn connect_from(from: &str, addr: SocketAddr) -> Client {
+    let socket = TcpSocket::new_v4().unwrap();
+    socket.bind(format!("{from}:0").parse().unwrap()).unwrap();
+    Client::from_stream(socket.connect(addr).await.unwrap())
+}
+
+/// What a connection past `--max-per-ip` is told before chatd closes it.
+async fn refused_per_address(c: Client, max: usize) {
+    let message =
+        format!("too many connections from your address (at most {max}); close one and retry");
+    refused(c, &message).await;
+}
+
+#[tokio::test]
+async fn connections_per_address_at_and_over_the_limit_and_the_place_is_freed() {
+    let d = Server::start(&["--max-per-ip", "2"]);
+    // Under and at the limit: served.
+    let mut first = Client::login(d.addr(), "a1").await;
+    let _second = Client::login(d.addr(), "a2").await;
+    refused_per_address(Client::connect(d.addr()).await, 2).await;
+    d.wait_log("too many connections from one address, refusing connection");
+    // Another address has its own count.
+    let mut other = connect_from("127.0.0.2", d.addr()).await;
+    other.send(r#"{"type":"login","from":"b1"}"#).await;
+    assert_eq!(other.recv().await["type"], "ok");
+    // A place given back is taken again, and the limit holds after.
+    first.send(r#"{"type":"logout"}"#).await;
+    first.expect_closed().await;
+    drop(first);
+    d.wait_log("user=a1 reason=logout");
+    let mut again = Client::login(d.addr(), "a3").await;
+    again.expect_nothing_pending().await;
+    refused_per_address(Client::connect(d.addr()).await, 2).await;
+}
+
+#[tokio::test]
+async fn the_default_is_64_per_address_and_0_turns_the_limit_off() {
+    let d = Server::start(&[]);
+    let mut held = Vec::new();
+    for _ in 0..64 {
+        held.push(Client::connect(d.addr()).await);
+    }
+    refused_per_address(Client::connect(d.addr()).await, 64).await;
+    let mut c = held.pop().unwrap();
+    c.send(r#"{"type":"login","from":"the64th"}"#).await;
+    assert_eq!(c.recv().await["type"], "ok");
+    drop(held);
+
+    let d = Server::start(&["--max-per-ip", "0"]);
+    let mut held = Vec::new();
+    for _ in 0..100 {
+        held.push(Client::connect(d.addr()).await);
+    }
+    let mut last = held.pop().unwrap();
+    last.send(r#"{"type":"login","from":"the100th"}"#).await;
+    assert_eq!(last.recv().await["type"], "ok");
 }

@@ -10,8 +10,8 @@ const PRIVATE_EACH: usize = 20;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hundreds_of_clients_chat_at_once_and_every_message_arrives_once_in_order() {
-    // All from one address: past the default login burst without a limit on logins.
-    let d = Server::start(&["--login-rate", "0"]);
+    // All from one address: past the default login burst and connections per address.
+    let d = Server::start(&["--login-rate", "0", "--max-per-ip", "0"]);
     let mut clients = Vec::new();
     for i in 0..CLIENTS {
         clients.push(Client::login(d.addr(), &format!("u{i:03}")).await);

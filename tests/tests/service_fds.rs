@@ -26,9 +26,11 @@ fn limit_fds(cmd: &mut Command, n: u64) {
 
 /// chatd under [`LIMIT`] descriptors, with the default `max_clients` far above it.
 fn chatd_short_of_fds() -> Chatd {
-    Chatd::start_with(&["--login-timeout", "1m", "--rate", "0"], |c| {
-        limit_fds(c, LIMIT)
-    })
+    // All from one address, past the default connections per address.
+    Chatd::start_with(
+        &["--login-timeout", "1m", "--rate", "0", "--max-per-ip", "0"],
+        |c| limit_fds(c, LIMIT),
+    )
 }
 
 /// Connects and pings: the client if chatd serves it, or the refusal it got before the

@@ -22,6 +22,8 @@ async fn requests_past_the_output_high_water_mark_wait_in_order_and_memory_stays
         "0",
         "--login-rate",
         "0",
+        "--max-per-ip",
+        "0",
         "--max-line-bytes",
         "300",
     ]);

@@ -74,6 +74,13 @@ settings! {
     max_clients: usize = 10_000,
         range: 1..=1_000_000, reload: AtOnce;
 
+    // Generous: a household or an office behind one NAT address, several clients each.
+    /// Connections open at once from one source address (IPv6: one /64), on every listener
+    /// together; more get `server_full`; 0 means no limit [default: 64]
+    #[arg(value_name = "N")]
+    max_per_ip: usize = 64,
+        range: 0..=1_000_000, reload: AtOnce;
+
     /// Outgoing queue per session, in messages; a full queue answers `recipient_busy`
     /// [default: 1024]
     #[arg(value_name = "N")]

@@ -38,7 +38,7 @@ impl Table {
     }
 
     fn remove(&self, conn: &Conn) {
-        self.0.remove(conn)
+        self.0.remove(conn);
     }
 }
 
