@@ -133,9 +133,9 @@ impl Conns {
         conn
     }
 
-    /// Forgets a closed connection. What was queued for it is dropped: another session may
-    /// keep the `Conn` alive a while (a cached route), its lines must not live as long.
-    /// Forgets `conn`; false if it was forgotten already.
+    /// Forgets a closed connection; false if it was forgotten already. What was queued for
+    /// it is dropped: another session may keep the `Conn` alive a while (a cached route), its
+    /// lines must not live as long.
     pub fn remove(&self, conn: &Conn) -> bool {
         conn.mailbox.clear();
         self.map().remove(&conn.id).is_some()

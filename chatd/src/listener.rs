@@ -66,7 +66,9 @@ pub async fn run(
         } else {
             None
         };
-        let refuse_with = |stream, msg: String, may_wait: bool| {
+        // Past half the descriptor reserve, a refusal is written at once rather than waited on.
+        let may_wait = headroom >= reserve / 2;
+        let refuse_with = |stream, msg: String| {
             Stats::add(&server.stats.refused, 1);
             server.stats.error(ErrorCode::ServerFull);
             server.events.error(peer, None, ErrorCode::ServerFull);
@@ -93,7 +95,7 @@ pub async fn run(
                 warn!(%peer, fd_limit = limit, "out of file descriptors, refusing connection; raise LimitNOFILE (ulimit -n) or lower max_clients");
                 "server is full (out of file descriptors); try again later".to_owned()
             };
-            return refuse_with(stream, msg, headroom >= reserve / 2);
+            return refuse_with(stream, msg);
         };
         let max_per_ip = server.config.load().settings.max_per_ip;
         if !server.per_address.admit(peer.ip(), max_per_ip) {
@@ -102,7 +104,7 @@ pub async fn run(
             let msg = format!(
                 "too many connections from your address (at most {max_per_ip}); close one and retry"
             );
-            return refuse_with(stream, msg, headroom >= reserve / 2);
+            return refuse_with(stream, msg);
         }
         configure(&stream, &server);
         tracker.spawn(session::run(stream, peer, server.clone(), permit));

@@ -80,9 +80,7 @@ impl ConnGuard {
         let conn = server.conns.open(peer, queue);
         ConnGuard { server, conn }
     }
-}
 
-impl ConnGuard {
     /// Takes the connection out of the table and gives its address's place back
     /// (`max_per_ip`) now rather than when the guard drops: the session calls it before its
     /// last log line, so that a client that saw that line can count on the place being free,

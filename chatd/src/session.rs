@@ -5,9 +5,10 @@
 //! the stream having requests, its [`Mailbox`](crate::mailbox::Mailbox) (lines from other
 //! sessions, a close request), and one timer (login timeout, slow-consumer grace, or the
 //! drain deadline while closing). The client's own requests come before the mailbox, so a
-//! steady stream of lines from others cannot keep them waiting (`session_order.rs`). Requests are served inside the read's poll, synchronously, by
-//! `Core` (see `requests.rs`); every reply of one read and every line taken from the
-//! mailbox go into the connection's one output buffer. Where the session is in its life is
+//! steady stream of lines from others cannot keep them waiting (`session_order.rs`).
+//! Requests are served inside the read's poll, synchronously, by `Core` (see
+//! `requests.rs`); every reply of one read and every line taken from the mailbox go into
+//! the connection's one output buffer. Where the session is in its life is
 //! its `Phase`; how it ends is a `Close`.
 
 use crate::config::Config;

@@ -173,7 +173,8 @@ impl Ts {
 
 fn msg_event_parts(buf: &mut Vec<u8>, from: &str, to: &str, body: Raw<'_>, ts: &[u8]) {
     debug_assert!(plain(from) && plain(to), "{from:?} {to:?}");
-    buf.extend_from_slice(b"{\"type\":\"msg\",\"from\":\"");
+    open(buf, "msg", None);
+    buf.extend_from_slice(b",\"from\":\"");
     buf.extend_from_slice(from.as_bytes());
     buf.extend_from_slice(b"\",\"to\":\"");
     buf.extend_from_slice(to.as_bytes());
@@ -181,7 +182,7 @@ fn msg_event_parts(buf: &mut Vec<u8>, from: &str, to: &str, body: Raw<'_>, ts: &
     buf.extend_from_slice(body.get().as_bytes());
     buf.extend_from_slice(b",\"ts\":");
     buf.extend_from_slice(ts);
-    buf.extend_from_slice(b"}\n");
+    close(buf);
 }
 
 /// `{"type":"join","user":..}`.

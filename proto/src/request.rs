@@ -301,7 +301,7 @@ fn trim_json_ws(text: &str) -> &str {
     let start = b.iter().position(|c| !ws(c)).unwrap_or(b.len());
     let end = b.iter().rposition(|c| !ws(c)).map_or(start, |i| i + 1);
     // Both ends are next to ASCII bytes, so they are character boundaries.
-    &text[start..end.max(start)]
+    &text[start..end]
 }
 
 fn truncate(s: &str, max: usize) -> &str {

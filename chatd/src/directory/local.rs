@@ -96,8 +96,8 @@ impl Directory for LocalDirectory {
     fn send(&self, route: &mut Route, from: &Name, to: &str, body: Raw<'_>, ts: &Ts) -> Delivery {
         // The remembered recipient is used through the route's own reference: cloning it
         // would write its reference count, on a cache line the recipient's own core keeps
-        // touching, for every message.
-        // Clients nearly always spell a name as it was registered: the exact comparison first.
+        // touching, for every message. Clients nearly always spell a name as it was
+        // registered, so the exact comparison comes first.
         let cached = route.last.as_ref().filter(|c| {
             c.name().is_some_and(|n| {
                 let n = n.as_str();
