@@ -16,7 +16,7 @@ pub use settings::{KEYS, Layer, Reload, Settings};
 
 use clap::Parser;
 use std::io;
-use std::net::SocketAddr;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -64,7 +64,11 @@ pub struct Args {
 /// or the two disagree.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
+    /// Plain TCP listeners: `listen`, else 127.0.0.1:7878 unless TLS listeners are set.
     pub listen: Vec<SocketAddr>,
+    pub tls_listen: Vec<SocketAddr>,
+    /// The certificate, read from `tls_cert` and `tls_key`; present when `tls_listen` is.
+    pub tls: Option<crate::tls::Cert>,
     pub admin_socket: Option<PathBuf>,
     pub max_line_bytes: usize,
     pub max_clients: usize,
@@ -91,6 +95,17 @@ pub struct Config {
     pub config_file: Option<PathBuf>,
 }
 
+/// What [`Config::new`] reads from the files the settings name.
+#[derive(Debug, Default)]
+pub(crate) struct Read {
+    /// The first line of `password_file`.
+    pub password: Option<String>,
+    pub tls: Option<crate::tls::Cert>,
+}
+
+/// The port chatd listens on when no address is given.
+pub const DEFAULT_PORT: u16 = 7878;
+
 /// TCP keepalive settings; absent when keepalive is off.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Keepalive {
@@ -101,7 +116,7 @@ pub struct Keepalive {
 
 impl Default for Config {
     fn default() -> Config {
-        Config::build(Settings::default(), None, None)
+        Config::build(Settings::default(), Read::default(), None)
     }
 }
 
@@ -127,28 +142,52 @@ impl Config {
         Config::new(args.settings.clone().resolve(), None)
     }
 
-    /// Checks `settings` and reads the password file: the config to run with.
+    /// Checks `settings` and reads the files they name (the password, the TLS
+    /// certificate and key): the config to run with.
     pub fn new(settings: Settings, config_file: Option<PathBuf>) -> Result<Config, ConfigError> {
         settings.check()?;
-        let password = settings.password()?;
-        Ok(Config::build(settings, password, config_file))
+        let read = Config::read_files(&settings)?;
+        Ok(Config::build(settings, read, config_file))
+    }
+
+    /// Reads the files `settings` name: the password, the TLS certificate and key (from
+    /// `$CREDENTIALS_DIRECTORY` where no path is set).
+    pub(crate) fn read_files(settings: &Settings) -> Result<Read, ConfigError> {
+        let credentials = std::env::var_os("CREDENTIALS_DIRECTORY").map(PathBuf::from);
+        Ok(Read {
+            password: settings.password()?,
+            tls: crate::tls::configured(settings, credentials.as_deref())?,
+        })
     }
 
     /// The config with `running`'s value of every setting a reload applies as `reload`.
     pub fn keeping(self, reload: Reload, running: &Config) -> Config {
         let mut settings = self.settings;
         settings.keep(reload, &running.settings);
-        Config::build(settings, self.password, self.config_file)
+        // The TLS listeners are kept: while they run, they need a certificate, the running
+        // one when the new settings drop theirs along with `tls_listen`.
+        let tls = match (&settings.tls_listen, self.tls) {
+            (None, _) => None,
+            (Some(_), Some(new)) => Some(new),
+            (Some(_), None) => running.tls.clone(),
+        };
+        let read = Read {
+            password: self.password,
+            tls,
+        };
+        Config::build(settings, read, self.config_file)
     }
 
-    /// The config `s` gives, with the password already read from `s.password_file`.
-    pub(crate) fn build(
-        s: Settings,
-        password: Option<String>,
-        config_file: Option<PathBuf>,
-    ) -> Config {
+    /// The config `s` gives, with what was read from the files it names.
+    pub(crate) fn build(s: Settings, read: Read, config_file: Option<PathBuf>) -> Config {
+        let default_listen = || match s.tls_listen {
+            Some(_) => Vec::new(),
+            None => vec![SocketAddr::from((Ipv4Addr::LOCALHOST, DEFAULT_PORT))],
+        };
         Config {
-            listen: s.listen.clone(),
+            listen: s.listen.clone().unwrap_or_else(default_listen),
+            tls_listen: s.tls_listen.clone().unwrap_or_default(),
+            tls: read.tls,
             admin_socket: s.admin_socket.clone(),
             max_line_bytes: s.max_line_bytes,
             max_clients: s.max_clients,
@@ -163,7 +202,7 @@ impl Config {
                 retries: s.keepalive_retries,
             }),
             drain_timeout: s.drain_timeout,
-            password,
+            password: read.password,
             log_level: s.log_level.clone(),
             log_dir: s.log_dir.clone(),
             log_timestamps: s.log_timestamps,

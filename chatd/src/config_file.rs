@@ -88,19 +88,29 @@ pub fn load(args: &Args) -> Result<Config, LoadError> {
         }
     };
     let config_file = file.is_some().then(|| path.clone());
-    let password_from_file = file.as_ref().is_some_and(|f| f.sets("password_file"))
-        && !args.settings.sets("password_file");
-    let settings = args.settings.clone().or(file.unwrap_or_default()).resolve();
+    let file = file.unwrap_or_default();
+    let settings = args.settings.clone().or(file.clone()).resolve();
     settings.check()?;
     settings.check_paths()?;
-    let password = settings.password().map_err(|e| {
-        if password_from_file {
+    let read = Config::read_files(&settings).map_err(|e| {
+        // The file named what could not be read (the flags did not override it).
+        let named_by_file = |key| file.sets(key) && !args.settings.sets(key);
+        let key = match e.key {
+            "password_file" => "password_file",
+            // A certificate error may name the key where the certificate is missing.
+            k if k.starts_with("tls_") => ["tls_cert", "tls_key", "tls_listen"]
+                .into_iter()
+                .find(|k| named_by_file(k))
+                .unwrap_or(k),
+            k => k,
+        };
+        if named_by_file(key) {
             in_file(&path, e)
         } else {
             LoadError::Flag(e)
         }
     })?;
-    Ok(Config::build(settings, password, config_file))
+    Ok(Config::build(settings, read, config_file))
 }
 
 /// The absolute directory of the config file, which its relative paths start from.
@@ -208,6 +218,23 @@ pub fn render(c: &Config) -> String {
     for (key, value) in written(&c.settings) {
         match value {
             Some(v) => out += &format!("{key} = {v}\n"),
+            // Not set, it still means something; say what, so the output tells what runs.
+            None if key == "listen" && c.listen.is_empty() => {
+                out += "# listen is not set: no plain TCP, only tls_listen\n";
+            }
+            None if key == "listen" => {
+                let addrs: Vec<String> = c.listen.iter().map(|a| a.to_string()).collect();
+                out += &format!("# listen is not set: plain TCP on {}\n", addrs.join(", "));
+            }
+            None if key.starts_with("tls_") && key != "tls_listen" && c.tls.is_some() => {
+                let tls = c.tls.as_ref().expect("checked");
+                let path = if key == "tls_cert" {
+                    &tls.cert_path
+                } else {
+                    &tls.key_path
+                };
+                out += &format!("# {key} is not set: read from {}\n", path.display());
+            }
             None => out += &format!("# {key} is not set\n"),
         }
     }

@@ -23,6 +23,10 @@ fn the_packaged_conffile_comments_out_every_key_with_its_default() {
     };
     assert_eq!(shipped.unwrap(), expected);
     let examples = [
+        "listen",
+        "tls_listen",
+        "tls_cert",
+        "tls_key",
         "admin_socket",
         "password_file",
         "log_dir",

@@ -211,9 +211,14 @@ fn every_key_as_check_config_writes_it_loads_back() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     std::fs::write(d.join("pw"), "s3cret\n").unwrap();
+    let cert = rcgen::generate_simple_self_signed(["localhost".to_owned()]).unwrap();
+    std::fs::write(d.join("tls.crt"), cert.cert.pem()).unwrap();
+    std::fs::write(d.join("tls.key"), cert.signing_key.serialize_pem()).unwrap();
     // Every key that has no default is set, and the rest differ from their defaults.
     let text = format!(
-        "listen = [\"127.0.0.1:1\", \"[::1]:2\"]\nadmin_socket = \"{d}/admin.sock\"\n\
+        "listen = [\"127.0.0.1:1\", \"[::1]:2\"]\ntls_listen = [\"127.0.0.1:3\"]\n\
+         tls_cert = \"{d}/tls.crt\"\ntls_key = \"{d}/tls.key\"\ntls_handshake_timeout = \"3s\"\n\
+         admin_socket = \"{d}/admin.sock\"\n\
          max_line_bytes = 1000\nmax_clients = 2\nmax_per_ip = 12\nqueue_len = 3\nrate = 4.5\nrate_burst = 5\n\
          queue_bytes = 5000\nlogin_rate = 2.5\nlogin_burst = 6\nlogin_failures_free = 1\n\
          login_failures_max = 4\nlogin_failure_window = \"1m\"\n\
@@ -320,7 +325,7 @@ fn changes_name_each_key_with_its_values_and_how_a_reload_applies_it() {
         ..Settings::default()
     };
     let new = Settings {
-        listen: vec!["127.0.0.1:1".parse().unwrap()],
+        listen: Some(vec!["127.0.0.1:1".parse().unwrap()]),
         max_clients: 6,
         log_dir: Some("/x".into()),
         ..Settings::default()

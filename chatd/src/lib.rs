@@ -8,7 +8,8 @@
 //! - [`connection`]: line framing, output buffering and closing over any byte stream.
 //! - [`session`]: one task per chat connection, and the protocol's answers.
 //! - [`mailbox`]: a session's bounded outgoing queue and its close requests.
-//! - [`listener`], [`accept`]: binding, the accept loop, the connection limit.
+//! - [`listener`], [`accept`]: binding, the accept loop, the connection limit; [`tls`],
+//!   the certificate and the handshake of the TLS listeners.
 //! - [`admin`]: the admin channel's Unix socket and credential check; [`events`], the
 //!   stream behind `chatctl watch`.
 //! - [`config`], [`config_file`], [`live`]: settings, the config file, the config in force.
@@ -39,8 +40,10 @@ pub mod server;
 pub mod service;
 pub mod session;
 pub mod stats;
+pub mod tls;
 
 use directory::local::LocalDirectory;
+use listener::Listener;
 use live::Live;
 use server::Server;
 use std::future::Future;
@@ -77,6 +80,7 @@ pub async fn run(
         shutdown.await;
         std::future::pending::<()>()
     };
+    let listeners = listeners.into_iter().map(Listener::from).collect();
     run_with_admin(listeners, None, config, stop).await
 }
 
@@ -85,7 +89,7 @@ pub async fn run(
 /// second SIGTERM): when it completes during the drain, this returns at once and the
 /// sessions still draining are dropped.
 pub async fn run_with_admin<H: Future<Output = ()>>(
-    listeners: Vec<TcpListener>,
+    listeners: Vec<Listener>,
     admin: Option<admin::AdminListener>,
     config: impl Into<Live>,
     shutdown: impl Future<Output = H>,
@@ -100,9 +104,11 @@ pub async fn run_with_admin<H: Future<Output = ()>>(
         slots.clone(),
         stop.clone(),
     ));
+    let acceptor = tls::acceptor(&live);
     for l in listeners {
         tracker.spawn(listener::run(
-            l,
+            l.tcp,
+            l.tls.then(|| acceptor.clone()),
             server.clone(),
             slots.clone(),
             tracker.clone(),

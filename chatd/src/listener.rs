@@ -8,7 +8,9 @@
 //! [`REFUSE_TIMEOUT`]; so when [`MAX_REFUSING`] are at work, or the descriptor is in the upper
 //! half of the reserve (the admin channel's), the answer is written at once and the socket
 //! closed without waiting. The loop itself, with its back-off and spare descriptor, is
-//! [`crate::accept`].
+//! [`crate::accept`]. On a TLS listener a session starts after its handshake
+//! ([`crate::tls::serve`]), and a refusal is said over TLS when a handshake can be had in
+//! time, else the close is the answer.
 
 use crate::accept;
 use crate::connection::Connection;
@@ -22,8 +24,10 @@ use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
+use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
@@ -48,16 +52,37 @@ pub fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
     TcpListener::from_std(socket.into())
 }
 
-/// Accepts until `stop` is cancelled, spawning sessions on `tracker`.
+/// A bound chat listener, and whether it speaks TLS.
+#[derive(Debug)]
+pub struct Listener {
+    pub tcp: TcpListener,
+    pub tls: bool,
+}
+
+impl From<TcpListener> for Listener {
+    /// A plain TCP listener.
+    fn from(tcp: TcpListener) -> Listener {
+        Listener { tcp, tls: false }
+    }
+}
+
+/// Accepts until `stop` is cancelled, spawning sessions on `tracker`; with `tls`, each
+/// session after its handshake (see [`crate::tls::serve`]).
 pub async fn run(
     listener: TcpListener,
+    tls: Option<TlsAcceptor>,
     server: Arc<Server>,
     slots: Arc<Semaphore>,
     tracker: TaskTracker,
     stop: CancellationToken,
 ) {
     let refusing = Arc::new(Semaphore::new(MAX_REFUSING));
-    accept::run(&listener, "chat listener", &stop, |stream, peer| {
+    let what = if tls.is_some() {
+        "TLS chat listener"
+    } else {
+        "chat listener"
+    };
+    accept::run(&listener, what, &stop, |stream, peer| {
         Stats::add(&server.stats.accepted, 1);
         let (headroom, reserve) = (accept::headroom(stream.as_raw_fd()), accept::reserve());
         let has_room = headroom >= reserve;
@@ -75,14 +100,27 @@ pub async fn run(
             let task = may_wait
                 .then(|| refusing.clone().try_acquire_owned().ok())
                 .flatten();
-            match task {
-                Some(p) => {
+            match (task, &tls) {
+                (Some(p), None) => {
                     tracker.spawn(async move {
                         let _p = p;
                         refuse(stream, &msg).await;
                     });
                 }
-                None => refuse_at_once(stream, &msg),
+                // The refusal is said over TLS, so a TLS client can read it.
+                (Some(p), Some(acceptor)) => {
+                    let acceptor = acceptor.clone();
+                    tracker.spawn(async move {
+                        let _p = p;
+                        let handshake = acceptor.accept(stream);
+                        if let Ok(Ok(tls)) = tokio::time::timeout(REFUSE_TIMEOUT, handshake).await {
+                            refuse(tls, &msg).await;
+                        }
+                    });
+                }
+                (None, None) => refuse_at_once(stream, &msg),
+                // Too many refusals at work to afford a handshake: the close is the answer.
+                (None, Some(_)) => drop(stream),
             }
         };
         let Some(permit) = permit else {
@@ -107,7 +145,17 @@ pub async fn run(
             return refuse_with(stream, msg);
         }
         configure(&stream, &server);
-        tracker.spawn(session::run(stream, peer, server.clone(), permit));
+        match &tls {
+            None => tracker.spawn(session::run(stream, peer, server.clone(), permit)),
+            Some(acceptor) => tracker.spawn(crate::tls::serve(
+                stream,
+                peer,
+                server.clone(),
+                permit,
+                acceptor.clone(),
+                stop.clone(),
+            )),
+        };
     })
     .await;
 }
@@ -148,7 +196,7 @@ fn refusal(out: &mut Vec<u8>, msg: &str) {
 /// Tells a client the server is full and closes, within [`REFUSE_TIMEOUT`] in all, waiting
 /// for the client to close first so that what it sent meanwhile cannot turn our close into
 /// a reset that discards the answer.
-async fn refuse(stream: TcpStream, msg: &str) {
+async fn refuse<S: AsyncRead + AsyncWrite + Unpin>(stream: S, msg: &str) {
     let mut conn = Connection::new(stream, 0);
     refusal(conn.out(), msg);
     conn.close(REFUSE_TIMEOUT).await;

@@ -4,6 +4,7 @@
 
 use chatd::config::{Args, Config};
 use chatd::daemon::{Detach, Role};
+use chatd::listener::Listener;
 use chatd::live::Live;
 use chatd::logging::Logging;
 use chatd::service;
@@ -11,7 +12,7 @@ use clap::Parser;
 use clap::error::ErrorKind;
 use std::io;
 use std::process::ExitCode;
-use tracing::info;
+use tracing::{info, warn};
 
 /// See `chatd::alloc` for why mimalloc, measured.
 #[global_allocator]
@@ -130,12 +131,16 @@ async fn serve(
     detach: &mut Option<Detach>,
 ) -> Result<(), Failed> {
     let mut listeners = Vec::new();
-    for addr in &config.listen {
-        let l = chatd::listener::bind(*addr).map_err(|e| {
-            let why = explain_bind(&e);
+    let plain = config.listen.iter().map(|a| (a, false));
+    for (addr, tls) in plain.chain(config.tls_listen.iter().map(|a| (a, true))) {
+        let tcp = chatd::listener::bind(*addr).map_err(|e| {
+            let why = explain_bind(&e, tls);
             Failed(EXIT_LISTEN, format!("cannot listen on {addr}: {why}"))
         })?;
-        listeners.push(l);
+        listeners.push(Listener { tcp, tls });
+    }
+    if config.tls.is_none() && config.settings.tls_cert.is_some() {
+        warn!("tls_cert is set but no tls_listen address: the certificate is not used");
     }
     let admin = bind_admin(&config)?;
     // Only now: a chatd that found another one on its admin socket must not have replaced
@@ -153,12 +158,13 @@ async fn serve(
         .map_err(|e| Failed(EXIT_RUNTIME, format!("cannot watch signals: {e}")))?;
     let mut addrs = Vec::new();
     for l in &listeners {
-        match l.local_addr() {
+        let tls = if l.tls { " (TLS)" } else { "" };
+        match l.tcp.local_addr() {
             Ok(a) => {
-                info!("listening on {a}");
-                addrs.push(a.to_string());
+                info!("listening on {a}{tls}");
+                addrs.push(format!("{a}{tls}"));
             }
-            Err(e) => info!("listening (address unknown: {e})"),
+            Err(e) => info!("listening{tls} (address unknown: {e})"),
         }
     }
     // Every listener (the admin socket included) is bound: the service is up.
@@ -190,17 +196,18 @@ fn bind_admin(config: &Config) -> Result<chatd::admin::AdminListener, Failed> {
     })
 }
 
-fn explain_bind(e: &io::Error) -> String {
+fn explain_bind(e: &io::Error, tls: bool) -> String {
+    let flag = if tls { "--tls-listen" } else { "--listen" };
     match e.kind() {
         io::ErrorKind::AddrInUse => {
-            "address already in use — stop the other process or choose another --listen address".into()
+            format!("address already in use — stop the other process or choose another {flag} address")
         }
         io::ErrorKind::PermissionDenied => {
             "permission denied — ports below 1024 need root or CAP_NET_BIND_SERVICE; choose a port above 1023".into()
         }
         io::ErrorKind::AddrNotAvailable => {
-            "address not available — no local interface has this address; check --listen".into()
+            format!("address not available — no local interface has this address; check {flag}")
         }
-        _ => format!("{e} — check --listen"),
+        _ => format!("{e} — check {flag}"),
     }
 }

@@ -202,6 +202,7 @@ pub fn reload(args: &Args, live: &Live, logging: &Logging) {
                     if new.password != old.password {
                         info!("login password changed");
                     }
+                    crate::tls::log_reload(old.tls.as_ref(), new.tls.as_ref());
                     if new.max_clients > old.max_clients
                         && let Ok(limit) = FdLimit::now()
                     {

@@ -1,18 +1,20 @@
-//! A raw protocol client over TCP: lines out, lines (or JSON values) in, each read bounded by
-//! the deadline, and the checks most tests make on what comes back.
+//! A raw protocol client over TCP or TLS: lines out, lines (or JSON values) in, each read
+//! bounded by the deadline, and the checks most tests make on what comes back.
 
 use crate::wait::DEADLINE;
 use serde_json::Value;
 use std::net::SocketAddr;
 use std::time::Duration;
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 
-/// A raw protocol client over TCP.
+type Reader = Box<dyn AsyncRead + Send + Unpin>;
+type Writer = Box<dyn AsyncWrite + Send + Unpin>;
+
+/// A raw protocol client over TCP or TLS.
 pub struct Client {
-    reader: tokio::io::BufReader<OwnedReadHalf>,
-    writer: OwnedWriteHalf,
+    reader: tokio::io::BufReader<Reader>,
+    writer: Writer,
 }
 
 impl Client {
@@ -26,6 +28,16 @@ impl Client {
 
     pub fn from_stream(stream: TcpStream) -> Client {
         let (r, w) = stream.into_split();
+        Client::from_halves(Box::new(r), Box::new(w))
+    }
+
+    /// A client over any stream (a TLS one, say).
+    pub fn over<S: AsyncRead + AsyncWrite + Send + 'static>(stream: S) -> Client {
+        let (r, w) = tokio::io::split(stream);
+        Client::from_halves(Box::new(r), Box::new(w))
+    }
+
+    fn from_halves(r: Reader, w: Writer) -> Client {
         Client {
             reader: tokio::io::BufReader::new(r),
             writer: w,

@@ -47,7 +47,9 @@ impl Chatd {
             listen.extend(["--listen", "127.0.0.1:0"]);
         }
         let mut d = Chatd::spawn_with(&[&listen, args].concat(), adjust);
-        d.wait_listening(args.iter().filter(|a| **a == "--listen").count().max(1));
+        let plain = args.iter().filter(|a| **a == "--listen").count().max(1);
+        let tls = args.iter().filter(|a| **a == "--tls-listen").count();
+        d.wait_listening(plain + tls);
         d
     }
 
@@ -83,6 +85,7 @@ impl Chatd {
             child,
             serving: Serving {
                 addrs: Vec::new(),
+                tls_addrs: Vec::new(),
                 admin_socket,
                 log: Lines::read_from(stderr, "chatd"),
             },
@@ -92,16 +95,24 @@ impl Chatd {
         }
     }
 
-    /// Waits until chatd has logged `count` "listening on" lines, takes the addresses from
-    /// them, and waits until it is ready.
+    /// Waits until chatd has logged `count` "listening on" lines (plain and TLS), takes the
+    /// addresses from them, and waits until it is ready.
     pub fn wait_listening(&mut self, count: usize) {
-        while self.addrs.len() < count {
+        while self.addrs.len() + self.tls_addrs.len() < count {
             let line = self.wait_log("listening on ");
-            let addr = line.rsplit("listening on ").next().unwrap().trim();
-            self.serving.addrs.push(
-                addr.parse()
-                    .unwrap_or_else(|_| panic!("bad address in {line:?}")),
-            );
+            let said = line.rsplit("listening on ").next().unwrap().trim();
+            let (addr, tls) = match said.strip_suffix(" (TLS)") {
+                Some(a) => (a, true),
+                None => (said, false),
+            };
+            let addr = addr
+                .parse()
+                .unwrap_or_else(|_| panic!("bad address in {line:?}"));
+            if tls {
+                self.serving.tls_addrs.push(addr);
+            } else {
+                self.serving.addrs.push(addr);
+            }
         }
         self.wait_ready();
     }

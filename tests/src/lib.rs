@@ -7,7 +7,8 @@
 //! - [`daemon`]: [`Chatd`], the chatd binary as a child process, for what only the process
 //!   does (signals, reloads, the pid file, log files, exit codes, sd_notify).
 //! - [`serving`]: [`Serving`], what both offer a test: addresses, admin socket, log.
-//! - [`client`]: [`Client`], the raw protocol client.
+//! - [`client`]: [`Client`], the raw protocol client; [`tls`], a CA and certificates made
+//!   by the test, and TLS clients that trust it.
 //! - [`admin`]: `chatctl` against an admin socket, once or as a `watch` stream.
 //! - [`process`]: finding, running and waiting for the workspace's binaries.
 //! - [`wait`]: [`DEADLINE`] and the waits on lines, descriptors and directories.
@@ -19,6 +20,7 @@ pub mod daemon;
 pub mod process;
 pub mod server;
 pub mod serving;
+pub mod tls;
 pub mod wait;
 
 pub use admin::{chatctl_at, chatctl_with, socket_dir};
@@ -31,4 +33,5 @@ pub use process::{
 };
 pub use server::Server;
 pub use serving::Serving;
+pub use tls::TestCa;
 pub use wait::{DEADLINE, Lines, wait_in_dir};

@@ -11,6 +11,7 @@ use crate::admin::socket_dir;
 use crate::serving::Serving;
 use crate::wait::{DEADLINE, LineSink, Lines};
 use chatd::config::{Args, Config};
+use chatd::listener::Listener;
 use clap::Parser;
 use std::cell::RefCell;
 use std::io;
@@ -81,7 +82,8 @@ impl Server {
         if !flags.contains(&"--admin-socket") {
             config.admin_socket = Some(dir.path().join("admin.sock"));
         }
-        if !flags.contains(&"--listen") {
+        // TLS alone stays TLS alone.
+        if !flags.contains(&"--listen") && !config.listen.is_empty() {
             config.listen = vec![SocketAddr::from(([127, 0, 0, 1], 0))];
         }
         let (sink, log) = Lines::channel("chatd");
@@ -96,7 +98,7 @@ impl Server {
                 let _ = done_tx.send(());
             })
             .expect("spawn the server thread");
-        let (addrs, admin_socket) = match ready_rx.recv_timeout(DEADLINE) {
+        let (bound, admin_socket) = match ready_rx.recv_timeout(DEADLINE) {
             Ok(Ok(bound)) => bound,
             Ok(Err(e)) => panic!("chatd could not start: {e}"),
             Err(_) => panic!(
@@ -104,9 +106,11 @@ impl Server {
                 log.all().join("\n")
             ),
         };
+        let (tls, plain): (Vec<_>, Vec<_>) = bound.into_iter().partition(|(_, tls)| *tls);
         Server {
             serving: Serving {
-                addrs,
+                addrs: plain.into_iter().map(|(a, _)| a).collect(),
+                tls_addrs: tls.into_iter().map(|(a, _)| a).collect(),
                 admin_socket,
                 log,
             },
@@ -202,7 +206,7 @@ fn serve(
     config: Config,
     dispatch: Dispatch,
     mut phase: state::Receiver<Phase>,
-    ready: mpsc::Sender<Result<(Vec<SocketAddr>, PathBuf), String>>,
+    ready: mpsc::Sender<Result<Bound, String>>,
 ) {
     let _log = tracing::dispatcher::set_default(&dispatch);
     let runtime = match runtime(dispatch) {
@@ -224,7 +228,12 @@ fn serve(
         };
         let addrs = listeners
             .iter()
-            .map(|l| l.local_addr().expect("a bound listener's address"))
+            .map(|l| {
+                (
+                    l.tcp.local_addr().expect("a bound listener's address"),
+                    l.tls,
+                )
+            })
             .collect();
         let _ = ready.send(Ok((addrs, admin.path().to_owned())));
         // Yields, on purpose, the future of the second stop (as chatd's main.rs does).
@@ -246,14 +255,16 @@ fn serve(
     runtime.shutdown_timeout(Duration::from_secs(1));
 }
 
-fn bind(
-    config: &Config,
-) -> Result<(Vec<tokio::net::TcpListener>, chatd::admin::AdminListener), String> {
+/// What a started server bound: each chat address (and whether it is TLS), the admin socket.
+type Bound = (Vec<(SocketAddr, bool)>, PathBuf);
+
+fn bind(config: &Config) -> Result<(Vec<Listener>, chatd::admin::AdminListener), String> {
     let mut listeners = Vec::new();
-    for addr in &config.listen {
-        listeners.push(
-            chatd::listener::bind(*addr).map_err(|e| format!("cannot listen on {addr}: {e}"))?,
-        );
+    let plain = config.listen.iter().map(|a| (a, false));
+    for (addr, tls) in plain.chain(config.tls_listen.iter().map(|a| (a, true))) {
+        let tcp =
+            chatd::listener::bind(*addr).map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+        listeners.push(Listener { tcp, tls });
     }
     let admin = chatd::admin::bind(config.admin_socket.as_deref()).map_err(|e| e.to_string())?;
     Ok((listeners, admin))

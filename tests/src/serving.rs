@@ -11,6 +11,8 @@ use std::path::{Path, PathBuf};
 
 pub struct Serving {
     pub(crate) addrs: Vec<SocketAddr>,
+    /// The TLS listeners' addresses.
+    pub(crate) tls_addrs: Vec<SocketAddr>,
     pub(crate) admin_socket: PathBuf,
     /// Every line chatd logs (stderr for the binary, its tracing output in-process).
     pub(crate) log: Lines,
@@ -24,6 +26,11 @@ impl Serving {
 
     pub fn addrs(&self) -> &[SocketAddr] {
         &self.addrs
+    }
+
+    /// The first TLS listener's address.
+    pub fn tls_addr(&self) -> SocketAddr {
+        *self.tls_addrs.first().expect("chatd has no TLS listener")
     }
 
     /// The admin socket it serves.

@@ -28,7 +28,7 @@ fn check_config_prints_every_key_with_flags_over_file_over_defaults() {
         "# chatd effective configuration (defaults < {cfg} < flags)\n"
     )));
     for line in [
-        "listen = [\"127.0.0.1:7878\"]",
+        "# listen is not set: plain TCP on 127.0.0.1:7878",
         "max_clients = 7",
         "queue_len = 11",
         "drain_timeout = \"2s\"",

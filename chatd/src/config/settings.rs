@@ -17,7 +17,7 @@
 use super::MIN_MAX_LINE_BYTES;
 use super::ranges::{Any, AtLeastOne, KIB, LogFilter, MIB, OffOr, SocketPath, ms, secs};
 use super::values::{addrs, duration, parse_addr, parse_duration};
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -45,13 +45,44 @@ impl Reload {
 }
 
 settings! {
-    // Loopback only, so a fresh install is not exposed.
-    /// Address to listen on for chat clients, IP:PORT; repeat for several (e.g. IPv4 and
-    /// IPv6). Port 0 picks a free port [default: 127.0.0.1:7878]
+    // Loopback only, so a fresh install is not exposed. No plain default beside TLS: an
+    // admin who asks for TLS alone must not also get clear text on 7878 (`Config::listen`).
+    /// Address to listen on for chat clients in plain TCP, IP:PORT; repeat for several (e.g.
+    /// IPv4 and IPv6). Port 0 picks a free port [default: 127.0.0.1:7878, or none when
+    /// --tls-listen is given]
     #[arg(value_name = "ADDR", value_parser = parse_addr)]
     #[serde(with = "addrs")]
-    listen: Vec<SocketAddr> = vec![SocketAddr::from((Ipv4Addr::LOCALHOST, 7878))],
+    listen: Vec<SocketAddr>,
         range: AtLeastOne, reload: Restart;
+
+    /// Address to listen on for chat clients over TLS, IP:PORT; repeatable, beside or
+    /// instead of --listen. Needs a certificate (--tls-cert, --tls-key)
+    #[arg(value_name = "ADDR", value_parser = parse_addr)]
+    #[serde(with = "addrs")]
+    tls_listen: Vec<SocketAddr>,
+        range: AtLeastOne, reload: Restart;
+
+    /// The TLS certificate chain, PEM: the server's certificate first, then the
+    /// intermediates (Let's Encrypt's fullchain.pem); re-read on SIGHUP [default:
+    /// $CREDENTIALS_DIRECTORY/tls-cert when systemd passes it]
+    #[arg(value_name = "PATH")]
+    tls_cert: PathBuf,
+        range: Any, reload: AtOnce;
+
+    /// The TLS certificate's private key, PEM (PKCS#8, PKCS#1 or SEC1); re-read on SIGHUP
+    /// [default: $CREDENTIALS_DIRECTORY/tls-key when systemd passes it]
+    #[arg(value_name = "PATH")]
+    tls_key: PathBuf,
+        range: Any, reload: AtOnce;
+
+    // Long enough for a phone on a bad network; short enough that a client opening
+    // connections and never finishing a handshake holds each one only briefly.
+    /// How long a TLS client may take to finish its handshake before it is dropped
+    /// [default: 10s]
+    #[arg(value_name = "DURATION", value_parser = parse_duration)]
+    #[serde(with = "duration")]
+    tls_handshake_timeout: Duration = Duration::from_secs(10),
+        range: ms(1)..=secs(3600), reload: AtOnce;
 
     /// Path of the admin channel's Unix socket (used by chatctl) [default:
     /// /run/chatd/admin.sock as root or when /run/chatd is writable, else

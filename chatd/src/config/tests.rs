@@ -77,6 +77,8 @@ fn every_help_says_its_rows_range() {
     assert_eq!(
         unranged,
         [
+            "tls_cert",
+            "tls_key",
             "password_file",
             "log_level",
             "log_dir",
@@ -161,6 +163,7 @@ const BOUNDS: &[Bounds] = &[
     ("keepalive", Some("999ms"), "1s", "2h", "2h 1ms", "0 (off) or 1s to 2h"),
     ("keepalive-interval", Some("999ms"), "1s", "10m", "10m 1ms", "1s to 10m"),
     ("keepalive-retries", Some("0"), "1", "100", "101", "1 to 100"),
+    ("tls-handshake-timeout", Some("0s"), "1ms", "1h", "1h 1ms", "1ms to 1h"),
     ("drain-timeout", Some("0s"), "1ms", "1h", "1h 1ms", "1ms to 1h"),
     ("log-max-files", None, "0", "1000", "1001", "0 to 1000"),
     ("log-max-bytes", Some("4095"), "4096", "1099511627776", "1099511627777", "4096 to 1099511627776"),
@@ -233,7 +236,7 @@ fn named_checks_say_what_is_wrong() {
         "{e}"
     );
     let s = Settings {
-        listen: Vec::new(),
+        listen: Some(Vec::new()),
         ..Settings::default()
     };
     assert_eq!(
